@@ -1,0 +1,26 @@
+# Build: wheels for the app and its dependencies, in a throwaway stage with a compiler.
+FROM python:3.11-slim AS build
+WORKDIR /src
+RUN pip install --no-cache-dir --upgrade pip
+COPY pyproject.toml README.md ./
+COPY app ./app
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+# Run: only the wheels, the migrations and a non-root user.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db
+RUN useradd --create-home --uid 10001 autorenew && mkdir /data && chown autorenew /data
+WORKDIR /srv/autorenew
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+# The migrations are read from beside the installed package's project root.
+COPY alembic.ini ./
+COPY migrations ./migrations
+COPY app ./app
+USER autorenew
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
+# Migrations first (idempotent, serialised between replicas), then the server.
+CMD ["sh", "-c", "autorenew migrate && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers"]

@@ -1,0 +1,22 @@
+"""The URL map on one screen: every router the service serves.
+
+Each module's router carries its full prefix (`APIRouter(prefix="/v1")`) instead of getting
+it here, so the matched route's `path` is the whole template that logs and metrics use.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.caller.routes import router as caller_router
+from app.health.routes import router as health_router
+
+ROUTERS = (
+    health_router,  # /healthz /readyz /metrics
+    caller_router,  # /v1/me /v1/admin/info
+)
+
+
+def mount_routes(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)

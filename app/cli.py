@@ -1,0 +1,125 @@
+"""The `autorenew` command: run, migrate, mint tokens, export the API description.
+
+autorenew serve [--host H] [--port N]     run the API (migrates first on the default)
+autorenew migrate [--revision R]          bring the database to the current schema
+autorenew token --sub ID [--admin] [--ttl SECONDS]
+autorenew openapi [--out openapi.yaml]    write the API description generated from the app
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.core.settings import ConfigurationError, get_settings
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(func: Command) -> Command:
+        COMMANDS[name] = func
+        return func
+
+    return register
+
+
+@command("serve")
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+@command("migrate")
+def migrate(args: argparse.Namespace) -> int:
+    from app.core import migrations
+    from app.core.database import create_engine
+
+    async def run() -> None:
+        engine = create_engine(get_settings().database_url)
+        try:
+            if args.revision.startswith("-") or args.revision == "base":
+                await migrations.downgrade(engine, args.revision)
+            else:
+                await migrations.upgrade(engine, args.revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"database at {args.revision}")
+    return 0
+
+
+@command("token")
+def token(args: argparse.Namespace) -> int:
+    from app.core.auth import mint_token
+    from app.core.clock import SystemClock
+
+    ttl = timedelta(seconds=args.ttl) if args.ttl else None
+    print(
+        mint_token(
+            get_settings(),
+            subject=args.sub,
+            admin=args.admin,
+            ttl=ttl,
+            now=SystemClock().now(),
+        )
+    )
+    return 0
+
+
+@command("openapi")
+def openapi(args: argparse.Namespace) -> int:
+    from app.openapi_export import render_openapi
+
+    text = render_openapi()
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("--revision", default="head", help="target revision (default: head)")
+
+    p = sub.add_parser("token", help="print a signed bearer token for local use")
+    p.add_argument("--sub", required=True, help="customer id")
+    p.add_argument("--admin", action="store_true", help="add the billing:admin scope")
+    p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+
+    p = sub.add_parser("openapi", help="write the OpenAPI description")
+    p.add_argument("--out", default="openapi.yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        get_settings().check()
+        return COMMANDS[args.command](args)
+    except (ConfigurationError, ValidationError) as exc:
+        print(f"autorenew: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""FastAPI dependencies, as `Annotated` aliases so a route's signature says what it needs.
+
+async def get_thing(session: SessionDep, caller: CallerDep, clock: ClockDep): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.auth import Caller, verify_token
+from app.core.clock import Clock
+from app.core.errors import Forbidden, Unauthorized
+from app.core.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the route returns, rolled back if it raises.
+
+    Declared with scope="function" so the commit happens *before* the response is sent: a
+    client must never see a 201 for something that then fails to commit.
+    """
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# auto_error=False: a missing header must become our 401 problem, not FastAPI's 403.
+_bearer = HTTPBearer(auto_error=False, description="JWT; `sub` is the customer id.")
+
+
+def get_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("A bearer token is required.", code="missing_token")
+    caller = verify_token(credentials.credentials, request.app.state.settings)
+    # Read by the access log middleware, which never sees the token itself.
+    request.state.caller_id = caller.customer_id
+    return caller
+
+
+def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden("This route needs the billing:admin scope.", code="admin_scope_required")
+    return caller
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+AdminDep = Annotated[Caller, Depends(get_admin)]

@@ -1,0 +1,215 @@
+"""The HTTP edge: request ids, access log, metrics, body limits, content types, CORS.
+
+Written as one plain ASGI middleware rather than several `BaseHTTPMiddleware`s: it sees
+every request once, does not buffer bodies, and knows the matched route template after
+the app has run (FastAPI leaves it in `scope["route"]`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import Counter, Histogram
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import problem_response, unexpected_error_response
+from app.core.settings import Settings
+
+access_log = logging.getLogger("autorenew.access")
+
+HTTP_REQUESTS = Counter(
+    "autorenew_http_requests_total",
+    "HTTP requests answered, by route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "autorenew_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+# Routes that take a file in its own format (bank reports) rather than JSON.
+NON_JSON_UPLOAD_PATHS: tuple[str, ...] = ("/v1/admin/sepa/returns",)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        state: MutableMapping[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        started_response = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal started_response
+            if message["type"] == "http.response.start":
+                started_response = True
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            rejection = self._reject(scope)
+            if rejection is not None:
+                await rejection(scope, receive, send_with_request_id)
+            else:
+                await self.app(scope, self._limited(receive), send_with_request_id)
+        except Exception as exc:
+            if started_response:
+                raise
+            response = unexpected_error_response(Request(scope), exc)
+            await response(scope, receive, send_with_request_id)
+        finally:
+            self._record(scope, status_holder["status"], time.perf_counter() - started)
+
+    def _reject(self, scope: Scope) -> Any:
+        """A problem response for requests refused before the app sees them, or None."""
+        request = Request(scope)
+        length = _header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return problem_response(
+                request,
+                status=413,
+                code="payload_too_large",
+                detail=f"The body is larger than {self.max_body_bytes} bytes.",
+            )
+        path: str = scope["path"]
+        has_body = (length is not None and length != "0") or _header(
+            scope, b"transfer-encoding"
+        ) is not None
+        if (
+            path.startswith("/v1/")
+            and scope["method"] in ("POST", "PUT", "PATCH")
+            and has_body
+            and not path.startswith(NON_JSON_UPLOAD_PATHS)
+            and not _is_json(_header(scope, b"content-type"))
+        ):
+            return problem_response(
+                request,
+                status=415,
+                code="unsupported_media_type",
+                detail="Send the body as application/json.",
+            )
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count streamed body bytes too: Content-Length can be absent or wrong."""
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # FastAPI turns any other exception raised while it reads the body into
+                    # a 400; an HTTPException passes through and is rendered as a 413 problem.
+                    raise HTTPException(413, f"The body is larger than {limit} bytes.")
+            return message
+
+        return limited_receive
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or (
+            "/sandbox/*" if scope["path"].startswith("/sandbox") else "unmatched"
+        )
+        method = scope["method"]
+        HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        HTTP_LATENCY.labels(method, template).observe(seconds)
+        state = scope.get("state", {})
+        access_log.info(
+            "request",
+            extra={
+                "method": method,
+                "route": template,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "request_id": state.get("request_id"),
+                "caller": state.get("caller_id"),
+            },
+        )
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line. Only the fields we put in `extra` are added: never bodies."""
+
+    _standard = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._standard and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger("autorenew")
+    if not any(isinstance(h.formatter, JsonLogFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonLogFormatter())
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = True
+
+
+def install_edge(app: FastAPI, settings: Settings) -> None:
+    # Order matters: CORS answers preflights before the edge checks content types.
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )

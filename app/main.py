@@ -1,0 +1,76 @@
+"""The application: settings checked, database migrated, routes mounted, jobs started.
+
+`uvicorn app.main:app` serves it; tests call `create_app(settings, clock=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import mount_routes
+from app.core import migrations
+from app.core.clock import Clock, SystemClock
+from app.core.database import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers
+from app.core.http import configure_logging, install_edge
+from app.core.settings import Settings, get_settings
+
+log = logging.getLogger("autorenew")
+
+API_DESCRIPTION = """\
+Recurring billing for domains and hosting plans.
+
+Customers register a payment method (SEPA direct debit or card), validate it, and choose
+which method renews each service. Shortly before a service expires the renewal is charged
+once, and the service is extended by one period.
+
+All errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+Money is `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`; times are UTC.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        if settings.migrate_on_start:
+            await migrations.upgrade(engine)
+        log.info("autorenew started", extra={"version": __version__, "env": settings.env})
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="autorenew",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    install_error_handlers(app)
+    install_edge(app, settings)
+    mount_routes(app)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` builds the app on first access, so importing this module (for
+    # tests, for the CLI) does not read the environment or touch a database.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)

@@ -1,0 +1,54 @@
+"""Production refuses unsafe settings; URLs are normalised to the async drivers."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from app.core.settings import ConfigurationError, Settings, normalise_database_url
+
+SAFE = {
+    "jwt_secret": SecretStr("a-production-secret-that-is-long-enough-1234"),
+    "encryption_key": SecretStr("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0="),
+    "database_url": "postgresql+asyncpg://db/autorenew",
+}
+
+
+def test_production_with_safe_settings_starts() -> None:
+    Settings(env="production", **SAFE).check()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"jwt_secret": Settings().jwt_secret}, "JWT_SECRET"),
+        ({"encryption_key": Settings().encryption_key}, "ENCRYPTION_KEY"),
+        ({"database_url": "sqlite+aiosqlite:///x.db", "replicas": 2}, "SQLite"),
+    ],
+)
+def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings(env="production", **{**SAFE, **override}).check()
+
+
+def test_development_allows_the_defaults() -> None:
+    Settings(env="development").check()
+
+
+def test_short_jwt_secret_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="32 characters"):
+        Settings(jwt_secret=SecretStr("short")).check()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:///./a.db", "sqlite+aiosqlite:///./a.db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_database_urls_are_normalised(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+    assert Settings(database_url=given).database_url == expected
