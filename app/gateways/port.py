@@ -1,0 +1,159 @@
+"""The payment-gateway port: the few things autorenew needs from a card gateway.
+
+Adapters (`stripe`, which also talks to the built-in sandbox) translate the provider's
+objects and errors into these types, so the rest of the service never sees a provider's
+vocabulary. Outcomes the caller must branch on are values; failures are exceptions:
+
+    GatewayError                 anything the gateway refused or could not do
+    ├── CardDeclined             the issuer said no (`hard` = retrying will not help)
+    ├── AuthenticationRequired   the customer must authenticate (3-D Secure) first
+    ├── InvalidCardRequest       our request named something unusable (bad token, …)
+    ├── RateLimited              slow down; `retry_after` seconds when the gateway said
+    └── OutcomeUnknown           timeout, 5xx, connection lost: the charge may or may
+                                 not have happened; reconcile with the idempotency key
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """What we may keep about a card: never the number, never the CVC."""
+
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    funding: str | None = None
+    country: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A card being made chargeable off-session (a Stripe SetupIntent)."""
+
+    setup_id: str
+    status: Literal["succeeded", "requires_action", "processing", "failed"]
+    gateway_customer_id: str
+    gateway_payment_method_id: str
+    card: CardDetails
+    # Where the customer completes 3-D Secure while status is requires_action.
+    action_url: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Charge:
+    """An off-session charge (a Stripe PaymentIntent)."""
+
+    charge_id: str
+    status: Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+    amount: int
+    currency: str
+    idempotency_key: str | None = None
+    action_url: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class GatewayError(Exception):
+    def __init__(self, message: str, *, code: str = "gateway_error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class CardDeclined(GatewayError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "card_declined",
+        decline_code: str | None = None,
+        hard: bool = False,
+        charge_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.decline_code = decline_code
+        self.hard = hard
+        self.charge_id = charge_id
+
+
+class AuthenticationRequired(GatewayError):
+    def __init__(
+        self, message: str, *, charge_id: str | None = None, action_url: str | None = None
+    ) -> None:
+        super().__init__(message, code="authentication_required")
+        self.charge_id = charge_id
+        self.action_url = action_url
+
+
+class InvalidCardRequest(GatewayError):
+    pass
+
+
+class RateLimited(GatewayError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, code="rate_limited")
+        self.retry_after = retry_after
+
+
+class OutcomeUnknown(GatewayError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="gateway_outcome_unknown")
+
+
+class PaymentGateway(Protocol):
+    async def ensure_customer(self, *, customer_ref: str, existing_id: str | None) -> str:
+        """The gateway customer for our customer id (created when `existing_id` is None)."""
+        ...
+
+    async def set_up_card(
+        self,
+        *,
+        gateway_customer_id: str,
+        payment_method_token: str,
+        return_url: str,
+        idempotency_key: str,
+    ) -> CardSetup:
+        """Attach the tokenized card and verify it for off-session use (may need 3-D
+        Secure: status requires_action with `action_url`). Raises CardDeclined."""
+        ...
+
+    async def refresh_setup(self, setup_id: str) -> CardSetup:
+        """The setup's state after the customer's 3-D Secure step."""
+        ...
+
+    async def charge_off_session(
+        self,
+        *,
+        gateway_customer_id: str,
+        gateway_payment_method_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> Charge:
+        """Charge a saved card with the customer absent. The same idempotency key always
+        means the same charge: a repeat never charges twice."""
+        ...
+
+    async def find_charge(self, idempotency_key: str) -> Charge | None:
+        """The charge made with this idempotency key, or None if none was made."""
+        ...
+
+    async def tokenize_card(
+        self, *, number: str, exp_month: int, exp_year: int, cvc: str | None
+    ) -> str:
+        """Only for AUTORENEW_ACCEPT_RAW_CARD_DATA: turn card data into a gateway token
+        without keeping any of it."""
+        ...
+
+    async def aclose(self) -> None: ...
