@@ -17,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # noqa: S105
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # base64 of 32 bytes
 
+# A SEPA collection date is a TARGET2 business day: around Easter the next one can be four
+# calendar days away (Good Friday to Tuesday), so the SEPA lead keeps that much spare.
+SEPA_CALENDAR_MARGIN_DAYS = 4
+
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./autorenew.db"
 
 
@@ -64,6 +68,28 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    # Renewal timing: how many days before a service expires its renewal is charged. The
+    # effective lead is the larger of the payment method's and the service kind's (see
+    # app/services/lead_time.py). SEPA needs the longest: pre-notification + bank lead.
+    renewal_lead_days: int = Field(default=7, ge=1, le=90)
+    renewal_lead_days_sepa: int = Field(default=21, ge=1, le=90)
+    renewal_lead_days_by_kind: dict[str, int] = Field(default_factory=lambda: {"domain": 14})
+    sepa_prenotification_days: int = Field(default=14, ge=1, le=30)
+    sepa_submission_lead_business_days: int = Field(default=1, ge=1, le=5)
+
+    # Renewal engine: how a sweep charges, and how failures are retried (dunning).
+    renewal_interval_seconds: int = Field(default=300, ge=1)
+    renewal_batch_size: int = Field(default=20, ge=1, le=1000)
+    renewal_concurrency: int = Field(default=8, ge=1, le=256)
+    # A claimed renewal's lease: longer than a gateway call with its timeouts, so a live
+    # worker is never taken over; a dead worker's renewals are reconciled after it.
+    renewal_lease_seconds: int = Field(default=120, ge=5)
+    dunning_schedule_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
+    renewal_grace_days: int = Field(default=0, ge=0, le=60)
+    # Stripe keeps idempotency keys for at least 24 hours; within that window a lost answer
+    # is recovered by re-sending the same request, after it only by looking the charge up.
+    gateway_idempotency_window_hours: int = Field(default=23, ge=1, le=24)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -95,6 +121,16 @@ class Settings(BaseSettings):
                 )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
+        sepa_needs = (
+            self.sepa_prenotification_days
+            + self.sepa_submission_lead_business_days
+            + SEPA_CALENDAR_MARGIN_DAYS
+        )
+        if self.renewal_lead_days_sepa < sepa_needs:
+            problems.append(
+                f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
+                f"for the pre-notification and the bank's lead: it needs at least {sepa_needs}"
+            )
         if problems:
             raise ConfigurationError("; ".join(problems))
 

@@ -1,0 +1,29 @@
+"""Money as it travels through the API: integer minor units and an ISO 4217 currency."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _iso_currency(code: str) -> str:
+    code = code.upper()
+    # pycountry ships the ISO 4217 list (it comes with schwifty); testing codes like XTS
+    # and the precious metals are in it too, and are refused as prices.
+    if pycountry.currencies.get(alpha_3=code) is None or code.startswith("X"):
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+CurrencyCode = Annotated[
+    str, Field(min_length=3, max_length=3, examples=["EUR"]), AfterValidator(_iso_currency)
+]
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    amount: int = Field(gt=0, le=100_000_000_00, description="Minor units (cents).")
+    currency: CurrencyCode

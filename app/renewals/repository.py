@@ -1,0 +1,176 @@
+"""All SQL of the renewal engine: planning candidates, insert-if-absent, claims, lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.payment_methods.models import PaymentMethod
+from app.renewals.models import Renewal, RenewalAttempt
+from app.services.models import Service
+
+
+async def planning_candidates(
+    session: AsyncSession,
+    *,
+    horizon: datetime,
+    lapsed_before: datetime,
+    limit: int,
+    after_id: str | None,
+) -> list[tuple[Service, str | None]]:
+    """Active, auto-renewing services with a method, expiring between `lapsed_before` (older
+    ones have lapsed: renewing them would bill for nothing) and `horizon`, that have no
+    renewal yet for the period starting at their current expiry. With the method's type,
+    which decides the lead time. Ordered by id so the caller can page through them."""
+    existing = aliased(Renewal)
+    query = (
+        select(Service, PaymentMethod.type)
+        .join(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
+        .outerjoin(
+            existing,
+            and_(existing.service_id == Service.id, existing.period_start == Service.expires_at),
+        )
+        .where(
+            Service.status == "active",
+            Service.auto_renew.is_(True),
+            Service.expires_at <= horizon,
+            Service.expires_at > lapsed_before,
+            existing.id.is_(None),
+        )
+        .order_by(Service.id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(Service.id > after_id)
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+async def insert_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert renewals, skipping any (service, period) that already has one: planning may run
+    on several replicas at once, and the unique key decides who wins."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Renewal)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["service_id", "period_start"])
+        .returning(Renewal.id)
+    )
+    return len((await session.execute(statement)).all())
+
+
+def _claimable(now: datetime) -> Select[tuple[str]]:
+    method = aliased(PaymentMethod)
+    return (
+        select(Renewal.id)
+        .join(Service, Service.id == Renewal.service_id)
+        .outerjoin(method, method.id == Service.payment_method_id)
+        .where(
+            or_(
+                and_(Renewal.status == "scheduled", Renewal.next_attempt_at <= now),
+                # A lease that ran out: its worker crashed or lost the gateway's answer.
+                and_(Renewal.status == "processing", Renewal.lease_expires_at < now),
+            ),
+            # SEPA renewals are collected by pain.008 batches, not charged here.
+            or_(method.type.is_(None), method.type != "sepa_debit"),
+        )
+    )
+
+
+async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Renewal]:
+    """Lock up to `limit` due renewals for this transaction.
+
+    On PostgreSQL, SKIP LOCKED lets several replicas claim disjoint batches without waiting
+    on each other; the lease written by the caller keeps them claimed after the commit.
+    SQLite has a single writer and runs one replica, so the plain select is enough there.
+    """
+    ids = _claimable(now).order_by(Renewal.next_attempt_at, Renewal.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = ids.with_for_update(of=Renewal, skip_locked=True)
+    claimed = list((await session.execute(ids)).scalars())
+    if not claimed:
+        return []
+    query = select(Renewal).where(Renewal.id.in_(claimed)).order_by(Renewal.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Service]:
+    rows = await session.execute(select(Service).where(Service.id.in_(set(ids))))
+    return {service.id: service for service in rows.scalars()}
+
+
+async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, PaymentMethod]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(PaymentMethod).where(PaymentMethod.id.in_(set(ids))))
+    return {method.id: method for method in rows.scalars()}
+
+
+async def lock_renewal(session: AsyncSession, renewal_id: str) -> Renewal:
+    query = select(Renewal).where(Renewal.id == renewal_id).with_for_update()
+    return (await session.execute(query)).scalar_one()
+
+
+async def open_attempt(session: AsyncSession, renewal_id: str) -> RenewalAttempt | None:
+    query = (
+        select(RenewalAttempt)
+        .where(RenewalAttempt.renewal_id == renewal_id, RenewalAttempt.status == "processing")
+        .order_by(RenewalAttempt.number.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def attempts_for(
+    session: AsyncSession, renewal_ids: Sequence[str]
+) -> dict[str, list[RenewalAttempt]]:
+    grouped: dict[str, list[RenewalAttempt]] = {renewal_id: [] for renewal_id in renewal_ids}
+    if not renewal_ids:
+        return grouped
+    query = (
+        select(RenewalAttempt)
+        .where(RenewalAttempt.renewal_id.in_(renewal_ids))
+        .order_by(RenewalAttempt.renewal_id, RenewalAttempt.number)
+    )
+    for attempt in (await session.execute(query)).scalars():
+        grouped[attempt.renewal_id].append(attempt)
+    return grouped
+
+
+async def due_backlog(session: AsyncSession, *, now: datetime) -> int:
+    query = select(func.count()).select_from(_claimable(now).subquery())
+    return int((await session.execute(query)).scalar_one())
+
+
+def list_query(
+    *,
+    customer_id: str | None,
+    service_id: str | None = None,
+    status: str | None = None,
+) -> Select[tuple[Renewal]]:
+    """Renewals filtered for a list; app.core.pagination orders and pages it."""
+    query = select(Renewal)
+    if customer_id is not None:
+        query = query.where(Renewal.customer_id == customer_id)
+    if service_id is not None:
+        query = query.where(Renewal.service_id == service_id)
+    if status is not None:
+        query = query.where(Renewal.status == status)
+    return query
+
+
+async def get(
+    session: AsyncSession, renewal_id: str, *, customer_id: str | None = None
+) -> Renewal | None:
+    query = select(Renewal).where(Renewal.id == renewal_id)
+    if customer_id is not None:
+        query = query.where(Renewal.customer_id == customer_id)
+    return (await session.execute(query)).scalar_one_or_none()

@@ -1,0 +1,75 @@
+"""What customers and admins see of renewals and their attempts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.core.money import Money
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    status: str
+    amount: int
+    currency: str
+    payment_method_id: str
+    gateway_charge_id: str | None
+    failure_code: str | None
+    decline_code: str | None
+    hard_decline: bool
+    reconciled: bool = Field(description="Settled by asking the gateway after a lost answer.")
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class RenewalOut(BaseModel):
+    id: str
+    service_id: str
+    customer_id: str
+    status: str
+    period_start: datetime
+    period_end: datetime
+    amount: Money
+    payment_method_id: str | None
+    due_at: datetime
+    next_attempt_at: datetime | None
+    failure_code: str | None
+    failure_reason: str | None
+    action_url: str | None = Field(
+        description="While requires_action: where the customer authenticates the payment."
+    )
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: list[AttemptOut]
+
+
+class SweepSummaryOut(BaseModel):
+    planned: int
+    claimed: int
+    succeeded: int
+    failed: int
+    retry_scheduled: int
+    requires_action: int
+    canceled: int
+    outcome_unknown: int
+    rate_limited: int
+    reconciled: int
+    duration_seconds: float
+
+
+class ForecastDay(BaseModel):
+    date: date
+    currency: str
+    renewals: int
+    amount: int = Field(description="Minor units.")
+
+
+class Forecast(BaseModel):
+    days: int
+    generated_at: datetime
+    data: list[ForecastDay]

@@ -1,0 +1,64 @@
+"""Tables for contracted services and the audit trail of how each one is renewed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, UTCDateTime
+
+SERVICE_STATUSES = ("active", "cancelled")
+
+
+class Service(Base):
+    """A domain, hosting plan, … as the provisioning system reports it.
+
+    The id is provisioning's, not ours. `expiry_anchor_day` remembers the day of month the
+    service was first registered on, so month-end expiries do not drift (see periods.py).
+    """
+
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("period_months BETWEEN 1 AND 120", name="period_months_range"),
+        CheckConstraint("price_amount > 0", name="price_amount_positive"),
+        CheckConstraint("status IN ('active', 'cancelled')", name="status_known"),
+        # The renewal planner's scan: active, auto-renewing services by expiry.
+        Index("ix_services_renewal_scan", "status", "auto_renew", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expiry_anchor_day: Mapped[int]
+    period_months: Mapped[int]
+    price_amount: Mapped[int]
+    price_currency: Mapped[str] = mapped_column(String(3))
+    auto_renew: Mapped[bool] = mapped_column(default=False)
+    payment_method_id: Mapped[str | None] = mapped_column(
+        ForeignKey("payment_methods.id"), index=True, default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class ServiceChange(Base):
+    """Who changed what about a service's renewal, when, from what to what."""
+
+    __tablename__ = "service_changes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_id: Mapped[str] = mapped_column(String(128))
+    actor_kind: Mapped[str] = mapped_column(String(16))  # customer | admin | system
+    field: Mapped[str] = mapped_column(String(32))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(255), default=None)

@@ -1,0 +1,257 @@
+"""HTTP for services: the registry (admin, fed by provisioning) and the customer's view."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Response
+from pydantic import AwareDatetime
+
+from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
+from app.core.errors import NotFound, problem_responses
+from app.core.pagination import Page, PageDep, paginate
+from app.services import presenter, repository
+from app.services.models import Service
+from app.services import service as rules
+from app.services.schemas import (
+    AutoRenewPatch,
+    BulkAssignmentResult,
+    BulkPaymentMethodAssignment,
+    PaymentMethodAssignment,
+    ServiceChangeOut,
+    ServiceId,
+    ServiceOut,
+    ServiceUpsert,
+)
+
+router = APIRouter(prefix="/v1", tags=["services"])
+admin_router = APIRouter(prefix="/v1/admin", tags=["services (admin)"])
+
+ServicePath = Annotated[ServiceId, Path(description="The id provisioning gave the service.")]
+
+
+# --- customer ---------------------------------------------------------------------------
+
+
+@router.get("/services", response_model=Page[ServiceOut], responses=problem_responses(400, 401))
+async def list_my_services(
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    expiring_before: AwareDatetime | None = None,
+    auto_renew: bool | None = None,
+    page: PageDep,
+) -> Page[ServiceOut]:
+    query = repository.list_query(
+        customer_id=caller.customer_id, auto_renew=auto_renew, expiring_before=expiring_before
+    )
+    rows, next_cursor = await paginate(session, query, Service, page)
+    return Page(data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor)
+
+
+@router.get(
+    "/services/{service_id}", response_model=ServiceOut, responses=problem_responses(401, 404)
+)
+async def get_my_service(
+    service_id: ServicePath, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> ServiceOut:
+    service = await rules.get_owned(session, caller.customer_id, service_id)
+    return await presenter.one(session, service, settings=settings)
+
+
+@router.patch(
+    "/services/{service_id}",
+    response_model=ServiceOut,
+    summary="Turn auto-renew on or off",
+    responses=problem_responses(401, 404, 409),
+)
+async def patch_my_service(
+    service_id: ServicePath,
+    body: AutoRenewPatch,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ServiceOut:
+    service = await rules.set_auto_renew(
+        session,
+        caller.customer_id,
+        service_id,
+        body.auto_renew,
+        settings=settings,
+        actor=rules.Actor(caller.customer_id, "customer"),
+        now=clock.now(),
+    )
+    return await presenter.one(session, service, settings=settings)
+
+
+@router.put(
+    "/services/payment-method",
+    response_model=BulkAssignmentResult,
+    summary="Use one payment method for many services, all or nothing",
+    responses=problem_responses(401, 404, 409),
+)
+async def assign_method_to_many(
+    body: BulkPaymentMethodAssignment,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> BulkAssignmentResult:
+    services = await rules.assign_payment_method_to_many(
+        session,
+        caller.customer_id,
+        body.payment_method_id,
+        body.service_ids,
+        settings=settings,
+        actor=rules.Actor(caller.customer_id, "customer"),
+        now=clock.now(),
+    )
+    return BulkAssignmentResult(
+        payment_method_id=body.payment_method_id,
+        services=await presenter.many(session, services, settings=settings),
+    )
+
+
+@router.put(
+    "/services/{service_id}/payment-method",
+    response_model=ServiceOut,
+    summary="Choose the payment method that renews this service",
+    responses=problem_responses(401, 404, 409),
+)
+async def assign_method(
+    service_id: ServicePath,
+    body: PaymentMethodAssignment,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ServiceOut:
+    service = await rules.assign_payment_method(
+        session,
+        caller.customer_id,
+        service_id,
+        body.payment_method_id,
+        settings=settings,
+        actor=rules.Actor(caller.customer_id, "customer"),
+        now=clock.now(),
+    )
+    return await presenter.one(session, service, settings=settings)
+
+
+@router.delete(
+    "/services/{service_id}/payment-method",
+    response_model=ServiceOut,
+    summary="Stop using a payment method for this service",
+    responses=problem_responses(401, 404),
+)
+async def unassign_method(
+    service_id: ServicePath,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ServiceOut:
+    service = await rules.unassign_payment_method(
+        session,
+        caller.customer_id,
+        service_id,
+        actor=rules.Actor(caller.customer_id, "customer"),
+        now=clock.now(),
+    )
+    return await presenter.one(session, service, settings=settings)
+
+
+# --- admin (provisioning) -----------------------------------------------------------------
+
+
+@admin_router.put(
+    "/services/{service_id}",
+    response_model=ServiceOut,
+    summary="Create or update a service (idempotent)",
+    responses={201: {"model": ServiceOut, "description": "Created"}}
+    | problem_responses(401, 403),
+)
+async def upsert_service(
+    service_id: ServicePath,
+    body: ServiceUpsert,
+    response: Response,
+    session: SessionDep,
+    admin: AdminDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ServiceOut:
+    service, created = await rules.upsert_service(
+        session, service_id, body, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    )
+    response.status_code = 201 if created else 200
+    return await presenter.one(session, service, settings=settings)
+
+
+@admin_router.delete(
+    "/services/{service_id}",
+    response_model=ServiceOut,
+    summary="Cancel a service: no further renewals",
+    responses=problem_responses(401, 403, 404),
+)
+async def cancel_service(
+    service_id: ServicePath,
+    session: SessionDep,
+    admin: AdminDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+) -> ServiceOut:
+    service = await rules.cancel_service(
+        session, service_id, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    )
+    return await presenter.one(session, service, settings=settings)
+
+
+@admin_router.get(
+    "/services", response_model=Page[ServiceOut], responses=problem_responses(400, 401, 403)
+)
+async def list_services(
+    session: SessionDep,
+    _admin: AdminDep,
+    settings: SettingsDep,
+    customer_id: str | None = None,
+    status: Literal["active", "cancelled"] | None = None,
+    expiring_before: AwareDatetime | None = None,
+    page: PageDep,
+) -> Page[ServiceOut]:
+    query = repository.list_query(
+        customer_id=customer_id, status=status, expiring_before=expiring_before
+    )
+    rows, next_cursor = await paginate(session, query, Service, page)
+    return Page(data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor)
+
+
+@admin_router.get(
+    "/services/{service_id}", response_model=ServiceOut, responses=problem_responses(401, 403, 404)
+)
+async def get_service(
+    service_id: ServicePath, session: SessionDep, _admin: AdminDep, settings: SettingsDep
+) -> ServiceOut:
+    service = await repository.get(session, service_id)
+    if service is None:
+        raise NotFound("No such service.", code="service_not_found")
+    return await presenter.one(session, service, settings=settings)
+
+
+@admin_router.get(
+    "/services/{service_id}/changes",
+    response_model=list[ServiceChangeOut],
+    summary="The audit trail: who changed the method, auto-renew, price, … and when",
+    responses=problem_responses(401, 403, 404),
+)
+async def list_service_changes(
+    service_id: ServicePath, session: SessionDep, _admin: AdminDep
+) -> list[ServiceChangeOut]:
+    if await repository.get(session, service_id) is None:
+        raise NotFound("No such service.", code="service_not_found")
+    return [
+        ServiceChangeOut.model_validate(change, from_attributes=True)
+        for change in await repository.changes(session, service_id)
+    ]
+
+

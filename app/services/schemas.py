@@ -1,0 +1,114 @@
+"""What the registry accepts and what customers and admins see of a service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.core.money import Money
+
+ServiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+ServiceKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+Readiness = Literal[
+    "ok",
+    "service_cancelled",
+    "auto_renew_off",
+    "no_payment_method",
+    "payment_method_not_validated",
+    "payment_method_expired",
+    "payment_method_revoked",
+    "payment_method_expires_before_renewal",
+    "currency_not_supported_by_method",
+]
+
+
+class ServiceUpsert(BaseModel):
+    """What provisioning sends for `PUT /v1/admin/services/{id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    kind: ServiceKind = Field(examples=["domain", "hosting"])
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+    expires_at: AwareDatetime
+    period_months: int = Field(ge=1, le=120)
+    price: Money
+    status: Literal["active", "cancelled"] = "active"
+    auto_renew: bool | None = Field(
+        default=None,
+        description="Only on creation; afterwards the customer decides. Default false.",
+    )
+
+
+class AutoRenewPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    auto_renew: bool
+
+
+class PaymentMethodAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payment_method_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class BulkPaymentMethodAssignment(PaymentMethodAssignment):
+    service_ids: list[ServiceId] | None = Field(
+        default=None,
+        max_length=500,
+        description="The services to switch; all of the caller's active services when absent.",
+    )
+
+
+class PaymentMethodSummary(BaseModel):
+    id: str
+    type: str
+    status: str
+    display: str = Field(description="Masked: `VISA •••• 4242` or `ES91 **** … 1332`.")
+    valid_until: datetime | None = None
+
+
+class NextCharge(BaseModel):
+    at: datetime
+    amount: Money
+    lead_days: int
+
+
+class ServiceOut(BaseModel):
+    id: str
+    customer_id: str
+    kind: str
+    name: str
+    status: str
+    expires_at: datetime
+    period_months: int
+    price: Money
+    auto_renew: bool
+    payment_method: PaymentMethodSummary | None
+    next_charge: NextCharge | None = Field(
+        description="When the next renewal will be charged and how much; null when not renewing."
+    )
+    renewal_readiness: Readiness
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None
+
+
+class BulkAssignmentResult(BaseModel):
+    payment_method_id: str
+    services: list[ServiceOut]
+
+
+class ServiceChangeOut(BaseModel):
+    id: str
+    service_id: str
+    at: datetime
+    actor_id: str
+    actor_kind: str
+    field: str
+    before: Any
+    after: Any
+    reason: str | None

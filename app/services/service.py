@@ -1,0 +1,315 @@
+"""The rules for services: the registry fed by provisioning, and the customer's choices of
+how each one is renewed (which method, auto-renew on or off). Every change to those choices
+is written to the audit trail in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict, NotFound
+from app.core.ids import new_id
+from app.core.settings import Settings
+from app.services import repository
+from app.services.lead_time import next_charge_at
+from app.services.methods import MethodFacts, default_method, load_method
+from app.services.models import Service, ServiceChange
+from app.services.schemas import Readiness, ServiceUpsert
+
+ActorKind = Literal["customer", "admin", "system"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    kind: ActorKind
+
+
+def _record(
+    session: AsyncSession,
+    service: Service,
+    *,
+    actor: Actor,
+    field: str,
+    before: Any,
+    after: Any,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    session.add(
+        ServiceChange(
+            id=new_id("sch"),
+            service_id=service.id,
+            at=now,
+            actor_id=actor.id,
+            actor_kind=actor.kind,
+            field=field,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
+def _price(service: Service) -> dict[str, Any]:
+    return {"amount": service.price_amount, "currency": service.price_currency}
+
+
+# --- the registry (provisioning) ---------------------------------------------------------
+
+
+async def upsert_service(
+    session: AsyncSession, service_id: str, body: ServiceUpsert, *, actor: Actor, now: datetime
+) -> tuple[Service, bool]:
+    """Create or update a service as provisioning describes it. Returns (service, created).
+
+    A price change applies to renewals not charged yet. A service that moves to another
+    customer loses its payment method and auto-renew: the old owner's card must never pay
+    for the new owner's service.
+    """
+    service = await repository.get(session, service_id, for_update=True)
+    if service is None:
+        service = Service(
+            id=service_id,
+            customer_id=body.customer_id,
+            kind=body.kind,
+            name=body.name,
+            status=body.status,
+            expires_at=body.expires_at,
+            expiry_anchor_day=body.expires_at.day,
+            period_months=body.period_months,
+            price_amount=body.price.amount,
+            price_currency=body.price.currency,
+            auto_renew=bool(body.auto_renew),
+            created_at=now,
+            updated_at=now,
+            cancelled_at=now if body.status == "cancelled" else None,
+        )
+        session.add(service)
+        _record(session, service, actor=actor, field="created", before=None, after=body.status, now=now)
+        await session.flush()
+        return service, True
+
+    audit = {"actor": actor, "now": now}
+    if service.customer_id != body.customer_id:
+        _record(session, service, field="customer_id", before=service.customer_id, after=body.customer_id, **audit)
+        if service.payment_method_id is not None:
+            _record(session, service, field="payment_method_id", before=service.payment_method_id, after=None, reason="customer changed", **audit)
+        if service.auto_renew:
+            _record(session, service, field="auto_renew", before=True, after=False, reason="customer changed", **audit)
+        service.customer_id = body.customer_id
+        service.payment_method_id = None
+        service.auto_renew = False
+    new_price = {"amount": body.price.amount, "currency": body.price.currency}
+    if _price(service) != new_price:
+        _record(session, service, field="price", before=_price(service), after=new_price, **audit)
+        service.price_amount, service.price_currency = body.price.amount, body.price.currency
+    if service.expires_at != body.expires_at:
+        _record(session, service, field="expires_at", before=service.expires_at.isoformat(), after=body.expires_at.isoformat(), **audit)
+        service.expires_at = body.expires_at
+        service.expiry_anchor_day = body.expires_at.day
+    if service.status != body.status:
+        _record(session, service, field="status", before=service.status, after=body.status, **audit)
+        service.status = body.status
+        service.cancelled_at = now if body.status == "cancelled" else None
+    service.kind, service.name, service.period_months = body.kind, body.name, body.period_months
+    service.updated_at = now
+    await session.flush()
+    return service, False
+
+
+async def cancel_service(
+    session: AsyncSession, service_id: str, *, actor: Actor, now: datetime
+) -> Service:
+    service = await repository.get(session, service_id, for_update=True)
+    if service is None:
+        raise NotFound("No such service.", code="service_not_found")
+    if service.status != "cancelled":
+        _record(session, service, actor=actor, field="status", before=service.status, after="cancelled", now=now)
+        service.status = "cancelled"
+        service.cancelled_at = now
+        service.updated_at = now
+    return service
+
+
+# --- the customer's choices ------------------------------------------------------------
+
+
+async def get_owned(
+    session: AsyncSession, customer_id: str, service_id: str, *, for_update: bool = False
+) -> Service:
+    service = await repository.get(
+        session, service_id, customer_id=customer_id, for_update=for_update
+    )
+    if service is None:
+        # Another customer's service answers exactly like one that does not exist.
+        raise NotFound("No such service.", code="service_not_found")
+    return service
+
+
+def check_method_can_pay(
+    service: Service, method: MethodFacts, settings: Settings
+) -> None:
+    """Raise the 409 that tells the customer why this method cannot renew this service."""
+    if method.status != "validated":
+        raise Conflict(
+            f"Payment method {method.id} is {method.status}; only a validated method can pay.",
+            code="payment_method_not_validated",
+            extra={"payment_method_id": method.id, "payment_method_status": method.status},
+        )
+    if not method.supports_currency(service.price_currency):
+        raise Conflict(
+            f"A {method.type} method cannot pay in {service.price_currency}.",
+            code="currency_not_supported",
+            extra={"payment_method_id": method.id, "currency": service.price_currency},
+        )
+    charge_at = next_charge_at(
+        settings, expires_at=service.expires_at, kind=service.kind, method_type=method.type
+    )
+    if method.valid_until is not None and method.valid_until <= charge_at:
+        raise Conflict(
+            "The card expires before the next renewal is charged.",
+            code="card_expires_before_renewal",
+            extra={"valid_until": method.valid_until.isoformat(), "next_charge_at": charge_at.isoformat()},
+        )
+
+
+async def _usable_method(
+    session: AsyncSession, customer_id: str, method_id: str
+) -> MethodFacts:
+    method = await load_method(session, customer_id=customer_id, method_id=method_id)
+    if method is None:
+        raise NotFound("No such payment method.", code="payment_method_not_found")
+    return method
+
+
+def _assign(
+    session: AsyncSession, service: Service, method_id: str | None, *, actor: Actor, now: datetime
+) -> None:
+    if service.payment_method_id == method_id:
+        return
+    _record(session, service, actor=actor, field="payment_method_id", before=service.payment_method_id, after=method_id, now=now)
+    service.payment_method_id = method_id
+    service.updated_at = now
+
+
+async def assign_payment_method(
+    session: AsyncSession,
+    customer_id: str,
+    service_id: str,
+    method_id: str,
+    *,
+    settings: Settings,
+    actor: Actor,
+    now: datetime,
+) -> Service:
+    service = await get_owned(session, customer_id, service_id, for_update=True)
+    method = await _usable_method(session, customer_id, method_id)
+    check_method_can_pay(service, method, settings)
+    _assign(session, service, method.id, actor=actor, now=now)
+    return service
+
+
+async def unassign_payment_method(
+    session: AsyncSession, customer_id: str, service_id: str, *, actor: Actor, now: datetime
+) -> Service:
+    service = await get_owned(session, customer_id, service_id, for_update=True)
+    _assign(session, service, None, actor=actor, now=now)
+    return service
+
+
+async def assign_payment_method_to_many(
+    session: AsyncSession,
+    customer_id: str,
+    method_id: str,
+    service_ids: Sequence[str] | None,
+    *,
+    settings: Settings,
+    actor: Actor,
+    now: datetime,
+) -> list[Service]:
+    """"Use this card for everything": all the services switch, or none does."""
+    method = await _usable_method(session, customer_id, method_id)
+    wanted = sorted(set(service_ids)) if service_ids is not None else (
+        await repository.active_ids_for_customer(session, customer_id)
+    )
+    services = await repository.get_many(session, wanted, customer_id=customer_id, for_update=True)
+    missing = sorted(set(wanted) - {service.id for service in services})
+    if missing:
+        raise NotFound("Some services do not exist.", code="service_not_found", extra={"service_ids": missing})
+    refusals = []
+    for service in services:
+        try:
+            check_method_can_pay(service, method, settings)
+        except Conflict as refusal:
+            refusals.append({"service_id": service.id, "code": refusal.code, "detail": refusal.detail})
+    if refusals:
+        raise Conflict(
+            "The method cannot pay for every service; nothing was changed.",
+            code="bulk_assignment_refused",
+            extra={"refusals": refusals},
+        )
+    for service in services:
+        _assign(session, service, method.id, actor=actor, now=now)
+    return services
+
+
+async def set_auto_renew(
+    session: AsyncSession,
+    customer_id: str,
+    service_id: str,
+    enabled: bool,
+    *,
+    settings: Settings,
+    actor: Actor,
+    now: datetime,
+) -> Service:
+    """Turning auto-renew on without a method falls back to the customer's default one."""
+    service = await get_owned(session, customer_id, service_id, for_update=True)
+    if enabled and service.status != "active":
+        raise Conflict("A cancelled service cannot be renewed.", code="service_cancelled")
+    if enabled and service.payment_method_id is None:
+        fallback = await default_method(session, customer_id=customer_id)
+        if fallback is None:
+            raise Conflict(
+                "Choose a payment method for this service first (or set a default method).",
+                code="payment_method_required",
+            )
+        check_method_can_pay(service, fallback, settings)
+        _assign(session, service, fallback.id, actor=actor, now=now)
+    if service.auto_renew != enabled:
+        _record(session, service, actor=actor, field="auto_renew", before=service.auto_renew, after=enabled, now=now)
+        service.auto_renew = enabled
+        service.updated_at = now
+    return service
+
+
+# --- what the customer is shown ----------------------------------------------------------
+
+
+def renewal_readiness(
+    service: Service, method: MethodFacts | None, settings: Settings
+) -> Readiness:
+    """The first thing that would stop the next renewal, so the SPA can say what to fix."""
+    if service.status != "active":
+        return "service_cancelled"
+    if method is None:
+        return "no_payment_method"
+    if method.status in ("revoked", "expired"):
+        return "payment_method_revoked" if method.status == "revoked" else "payment_method_expired"
+    if method.status != "validated":
+        return "payment_method_not_validated"
+    if not method.supports_currency(service.price_currency):
+        return "currency_not_supported_by_method"
+    charge_at = next_charge_at(
+        settings, expires_at=service.expires_at, kind=service.kind, method_type=method.type
+    )
+    if method.valid_until is not None and method.valid_until <= charge_at:
+        return "payment_method_expires_before_renewal"
+    if not service.auto_renew:
+        return "auto_renew_off"
+    return "ok"

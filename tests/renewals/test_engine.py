@@ -1,0 +1,302 @@
+"""The renewal engine against a scripted gateway: plan, charge once, settle, reconcile, dun."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import FrozenClock
+from app.core.settings import Settings
+from app.renewals.engine import RenewalEngine
+from app.renewals.models import Renewal, RenewalAttempt
+from app.services.models import Service
+from tests import factories
+from tests.renewals.fake_gateway import FakeGateway
+
+pytestmark = pytest.mark.usefixtures("sessionmaker")
+
+
+@pytest.fixture
+def gateway() -> FakeGateway:
+    return FakeGateway()
+
+
+@pytest.fixture
+def engine(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: FakeGateway,
+    clock: FrozenClock,
+    settings: Settings,
+) -> RenewalEngine:
+    return RenewalEngine(sessionmaker, gateway, clock, settings, worker="test-worker")
+
+
+async def due_service(
+    session: AsyncSession,
+    clock: FrozenClock,
+    *,
+    behaviour: str = "ok",
+    gateway: FakeGateway | None = None,
+    expires_in: timedelta = timedelta(days=5),
+    **kwargs: object,
+) -> Service:
+    """A card-paid hosting service inside its 7-day lead: due for renewal now."""
+    method = await factories.card_method(session, "cus_1", now=clock.now())
+    if gateway is not None:
+        gateway.behaviours[method.gateway_payment_method_id or ""] = behaviour
+    service = await factories.service(
+        session, "cus_1", now=clock.now(), expires_in=expires_in, method=method, **kwargs  # type: ignore[arg-type]
+    )
+    await session.commit()
+    return service
+
+
+async def renewal_of(session: AsyncSession, service_id: str) -> Renewal:
+    session.expire_all()
+    query = select(Renewal).where(Renewal.service_id == service_id).order_by(Renewal.created_at)
+    return (await session.execute(query)).scalars().all()[-1]
+
+
+async def attempts(session: AsyncSession, renewal_id: str) -> list[RenewalAttempt]:
+    query = (
+        select(RenewalAttempt)
+        .where(RenewalAttempt.renewal_id == renewal_id)
+        .order_by(RenewalAttempt.number)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def test_nothing_is_planned_before_the_lead_window(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine
+) -> None:
+    await due_service(session, clock, expires_in=timedelta(days=8))
+    summary = await engine.sweep()
+    assert summary.planned == 0
+    assert (await session.execute(select(func.count()).select_from(Renewal))).scalar_one() == 0
+
+
+async def test_a_due_service_is_charged_once_and_extended_one_period(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(session, clock)
+    old_expiry = service.expires_at
+
+    summary = await engine.sweep()
+    assert (summary.planned, summary.succeeded) == (1, 1)
+    again = await engine.sweep()  # nothing left to do, nothing charged again
+    assert (again.planned, again.claimed) == (0, 0)
+
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "succeeded"
+    assert renewal.period_start == old_expiry
+    [attempt] = await attempts(session, renewal.id)
+    assert attempt.status == "succeeded"
+    assert attempt.gateway_charge_id == gateway.successful_charges()[0].charge_id
+    assert attempt.idempotency_key == f"renewal:{renewal.id}:attempt:1"
+    assert len(gateway.successful_charges()) == 1
+    await session.refresh(service)
+    assert service.expires_at == old_expiry.replace(year=old_expiry.year + 1)
+
+
+async def test_planning_twice_creates_one_renewal(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine
+) -> None:
+    await due_service(session, clock)
+    assert await engine.plan() == 1
+    assert await engine.plan() == 0
+    assert (await session.execute(select(func.count()).select_from(Renewal))).scalar_one() == 1
+
+
+async def test_soft_declines_are_retried_on_the_schedule_then_fail(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(
+        session, clock, behaviour="soft_decline", gateway=gateway, expires_in=timedelta(days=6)
+    )
+    await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "scheduled"
+    assert renewal.next_attempt_at == clock.now() + timedelta(days=1)
+    assert renewal.failure_code == "insufficient_funds"
+
+    assert (await engine.sweep()).claimed == 0  # not before its time
+    clock.advance(timedelta(days=1))
+    await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.next_attempt_at == clock.now() + timedelta(days=3)
+
+    clock.advance(timedelta(days=3))
+    await engine.sweep()  # third failure: the next step (5 days) is past the expiry
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "failed"
+    assert renewal.failure_reason == "service_expired_before_retry"
+    assert [a.status for a in await attempts(session, renewal.id)] == ["failed"] * 3
+    assert gateway.successful_charges() == []
+
+
+async def test_a_hard_decline_fails_at_once(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
+    await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "failed"
+    assert renewal.failure_code == "stolen_card"
+    [attempt] = await attempts(session, renewal.id)
+    assert attempt.hard_decline
+
+
+async def test_authentication_required_waits_for_the_customer(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await engine.sweep()
+    clock.advance(timedelta(days=2))
+    assert (await engine.sweep()).claimed == 0  # never retried blind
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "requires_action"
+    assert renewal.action_url is not None
+    assert renewal.action_url.startswith("https://gw/3ds/")
+
+
+async def test_a_lost_answer_is_reconciled_without_a_second_charge(
+    session: AsyncSession,
+    clock: FrozenClock,
+    engine: RenewalEngine,
+    gateway: FakeGateway,
+    settings: Settings,
+) -> None:
+    service = await due_service(session, clock, behaviour="lost_response", gateway=gateway)
+    first = await engine.sweep()
+    assert first.outcome_unknown == 1
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "processing"
+
+    assert (await engine.sweep()).claimed == 0  # the lease still holds
+    clock.advance(timedelta(seconds=settings.renewal_lease_seconds + 1))
+    second = await engine.sweep()
+    assert (second.reconciled, second.succeeded) == (1, 1)
+
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "succeeded"
+    [attempt] = await attempts(session, renewal.id)
+    assert attempt.reconciled
+    assert len(gateway.successful_charges()) == 1
+    assert gateway.calls == [attempt.idempotency_key] * 2  # the same key, re-sent
+
+
+async def test_an_answer_lost_before_the_window_closed_is_looked_up_not_resent(
+    session: AsyncSession,
+    clock: FrozenClock,
+    engine: RenewalEngine,
+    gateway: FakeGateway,
+) -> None:
+    service = await due_service(session, clock, behaviour="unknown_then_ok", gateway=gateway)
+    await engine.sweep()  # never reached the gateway, but we cannot know that
+    clock.advance(timedelta(hours=30))  # past the idempotency window
+    summary = await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    first, *rest = await attempts(session, renewal.id)
+    assert first.status == "not_sent"
+    assert first.failure_code == "no_charge_found"
+    assert summary.reconciled == 1
+    # A new attempt with a new key then charges it.
+    await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "succeeded"
+    assert len(gateway.successful_charges()) == 1
+    assert gateway.successful_charges()[0].idempotency_key.endswith(":attempt:2")
+
+
+async def test_rate_limits_defer_without_a_dunning_step(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(session, clock, behaviour="rate_limited", gateway=gateway)
+    summary = await engine.sweep()
+    assert summary.rate_limited == 1
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "scheduled"
+    assert renewal.failed_charge_count == 0
+    assert renewal.next_attempt_at == clock.now() + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize("change", ["auto_renew_off", "service_cancelled", "payment_method_revoked"])
+async def test_changes_before_the_charge_cancel_the_renewal(
+    session: AsyncSession,
+    clock: FrozenClock,
+    engine: RenewalEngine,
+    gateway: FakeGateway,
+    change: str,
+) -> None:
+    service = await due_service(session, clock)
+    assert await engine.plan() == 1
+    service = await session.get(Service, service.id) or service
+    if change == "auto_renew_off":
+        service.auto_renew = False
+    elif change == "service_cancelled":
+        service.status = "cancelled"
+    else:
+        from app.payment_methods.models import PaymentMethod
+
+        method = await session.get(PaymentMethod, service.payment_method_id)
+        assert method is not None
+        method.status = "revoked"
+    await session.commit()
+    await engine.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "canceled"
+    assert renewal.failure_code == change
+    assert gateway.calls == []
+
+
+async def test_a_price_change_after_planning_is_what_gets_charged(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    service = await due_service(session, clock, amount=1299)
+    await engine.plan()
+    service = await session.get(Service, service.id) or service
+    service.price_amount = 1499
+    await session.commit()
+    await engine.sweep()
+    [charge] = gateway.successful_charges()
+    assert charge.amount == 1499
+
+
+async def test_sepa_renewals_wait_for_the_collection_batch(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    method = await factories.sepa_method(session, "cus_1", now=clock.now())
+    service = await factories.service(
+        session, "cus_1", now=clock.now(), expires_in=timedelta(days=20), method=method
+    )
+    await session.commit()
+    summary = await engine.sweep()
+    assert (summary.planned, summary.claimed) == (1, 0)
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "scheduled"
+    assert gateway.calls == []
+
+
+async def test_after_downtime_one_period_at_a_time(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    # Its charge date passed six days ago while nothing ran: one renewal, one period.
+    service = await due_service(session, clock, expires_in=timedelta(days=1), period_months=1)
+    old_expiry = service.expires_at
+    summary = await engine.sweep()
+    assert (summary.planned, summary.succeeded) == (1, 1)
+    assert (await engine.sweep()).planned == 0
+    assert len(gateway.successful_charges()) == 1
+    await session.refresh(service)
+    assert service.expires_at == old_expiry.replace(month=old_expiry.month + 1)
+
+
+async def test_a_lapsed_service_is_not_renewed(
+    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+) -> None:
+    await due_service(session, clock, expires_in=timedelta(days=-3))
+    assert (await engine.sweep()).planned == 0
+    assert gateway.calls == []
