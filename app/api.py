@@ -10,10 +10,12 @@ from fastapi import FastAPI
 
 from app.caller.routes import router as caller_router
 from app.health.routes import router as health_router
+from app.payment_methods.routes import router as payment_methods_router
 
 ROUTERS = (
     health_router,  # /healthz /readyz /metrics
     caller_router,  # /v1/me /v1/admin/info
+    payment_methods_router,  # /v1/iban-checks /v1/payment-methods… /v1/admin/customers/…
 )
 
 
