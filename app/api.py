@@ -10,10 +10,20 @@ from fastapi import FastAPI
 
 from app.caller.routes import router as caller_router
 from app.health.routes import router as health_router
+from app.payment_methods.routes import router as payment_methods_router
+from app.renewals.routes import admin_router as renewals_admin_router
+from app.renewals.routes import router as renewals_router
+from app.services.routes import admin_router as services_admin_router
+from app.services.routes import router as services_router
 
 ROUTERS = (
     health_router,  # /healthz /readyz /metrics
     caller_router,  # /v1/me /v1/admin/info
+    payment_methods_router,  # /v1/iban-checks /v1/payment-methods… /v1/admin/customers/…
+    services_router,  # /v1/services…
+    services_admin_router,  # /v1/admin/services…
+    renewals_router,  # /v1/renewals… /v1/services/{id}/renewals
+    renewals_admin_router,  # /v1/admin/renewals… (list, forecast, run)
 )
 
 

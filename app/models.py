@@ -1,5 +1,18 @@
 """Every ORM model, imported in one place so Alembic and the tests see the whole schema."""
 
 from app.core.database import Base
+from app.core.idempotency import IdempotencyRecord
+from app.payment_methods.models import Mandate, PaymentMethod
+from app.renewals.models import Renewal, RenewalAttempt
+from app.services.models import Service, ServiceChange
 
-__all__ = ["Base"]
+__all__ = [
+    "Base",
+    "IdempotencyRecord",
+    "Mandate",
+    "PaymentMethod",
+    "Renewal",
+    "RenewalAttempt",
+    "Service",
+    "ServiceChange",
+]

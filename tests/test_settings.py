@@ -11,6 +11,7 @@ SAFE = {
     "jwt_secret": SecretStr("a-production-secret-that-is-long-enough-1234"),
     "encryption_key": SecretStr("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0="),
     "database_url": "postgresql+asyncpg://db/autorenew",
+    "sepa_creditor_id": "ES59ZZZX1234567L",
 }
 
 
@@ -24,6 +25,7 @@ def test_production_with_safe_settings_starts() -> None:
         ({"jwt_secret": Settings().jwt_secret}, "JWT_SECRET"),
         ({"encryption_key": Settings().encryption_key}, "ENCRYPTION_KEY"),
         ({"database_url": "sqlite+aiosqlite:///x.db", "replicas": 2}, "SQLite"),
+        ({"sepa_creditor_id": Settings().sepa_creditor_id}, "SEPA_CREDITOR_ID"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:

@@ -20,6 +20,9 @@ DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # base64 of
 # A SEPA collection date is a TARGET2 business day: around Easter the next one can be four
 # calendar days away (Good Friday to Tuesday), so the SEPA lead keeps that much spare.
 SEPA_CALENDAR_MARGIN_DAYS = 4
+# A well-formed Spanish creditor identifier (check digits 11, business code 000, CIF
+# B12345674) for development only.
+DEV_SEPA_CREDITOR_ID = "ES11000B12345674"
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./autorenew.db"
 
@@ -62,6 +65,23 @@ class Settings(BaseSettings):
     # each ciphertext, so keys can be rotated.
     encryption_key: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
     encryption_key_id: str = "k1"
+
+    # --- SEPA direct debit methods, encryption at rest, idempotency (issue 3) ---
+    # Keys retired by a rotation, still able to decrypt until `autorenew reencrypt-ibans`
+    # has moved every row to the current key: JSON `{"k0": "<base64 of 32 bytes>"}`.
+    encryption_old_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # The creditor of every mandate (SEPA Creditor Identifier and name on the bank's file).
+    sepa_creditor_id: str = DEV_SEPA_CREDITOR_ID
+    sepa_creditor_name: str = "Autorenew Hosting S.L."
+    # POST /v1/iban-checks is an oracle for guessing accounts: at most this many checks per
+    # caller per window. Counted in each replica's memory, so the cluster-wide limit is
+    # replicas times this.
+    iban_check_rate_limit: int = Field(default=30, ge=1)
+    iban_check_rate_window_seconds: int = Field(default=60, ge=1)
+    # Peers (IPs or CIDR networks) whose X-Forwarded-For is believed when recording the
+    # client IP of a mandate acceptance. Empty: the TCP peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    idempotency_key_ttl_hours: int = Field(default=24, ge=1)
 
     # HTTP
     cors_origins: list[str] = Field(default_factory=list)
@@ -119,6 +139,8 @@ class Settings(BaseSettings):
                     "SQLite cannot coordinate several replicas; use PostgreSQL or "
                     "AUTORENEW_REPLICAS=1"
                 )
+            if self.sepa_creditor_id == DEV_SEPA_CREDITOR_ID:
+                problems.append("AUTORENEW_SEPA_CREDITOR_ID is the development identifier")
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
         sepa_needs = (
@@ -131,8 +153,37 @@ class Settings(BaseSettings):
                 f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
                 f"for the pre-notification and the bank's lead: it needs at least {sepa_needs}"
             )
+        problems.extend(self._sepa_problems())
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+    def _sepa_problems(self) -> list[str]:
+        # Imported here: settings must stay importable without the crypto/SEPA helpers.
+        from app.core.client_ip import network_problem
+        from app.core.crypto import key_problem
+        from app.payment_methods.sepa_rules import creditor_id_problem, to_sepa_text
+
+        problems = []
+        if problem := key_problem(self.encryption_key.get_secret_value()):
+            problems.append(f"AUTORENEW_ENCRYPTION_KEY {problem}")
+        if not self.encryption_key_id.strip():
+            problems.append("AUTORENEW_ENCRYPTION_KEY_ID must not be empty")
+        for key_id, key in self.encryption_old_keys.items():
+            if key_id == self.encryption_key_id:
+                problems.append(f"AUTORENEW_ENCRYPTION_OLD_KEYS reuses the current key id {key_id}")
+            if problem := key_problem(key.get_secret_value()):
+                problems.append(f"AUTORENEW_ENCRYPTION_OLD_KEYS[{key_id}] {problem}")
+        if problem := creditor_id_problem(self.sepa_creditor_id):
+            problems.append(f"AUTORENEW_SEPA_CREDITOR_ID {problem}")
+        name, rejected = to_sepa_text(self.sepa_creditor_name)
+        if not name or len(name) > 70 or rejected:
+            problems.append(
+                "AUTORENEW_SEPA_CREDITOR_NAME must have 1 to 70 characters of the SEPA set"
+            )
+        for proxy in self.trusted_proxies:
+            if problem := network_problem(proxy):
+                problems.append(f"AUTORENEW_TRUSTED_PROXIES: {proxy!r} {problem}")
+        return problems
 
 
 @lru_cache

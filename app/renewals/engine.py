@@ -253,7 +253,9 @@ class RenewalEngine:
         if method.status != "validated" or not method.gateway_payment_method_id:
             # Expired card, failed verification…: the customer can still fix it, so this
             # waits like a soft decline instead of failing at once.
-            self._soft_failure(renewal, service, now, code="payment_method_unusable", summary=summary)
+            self._soft_failure(
+                renewal, service, now, code="payment_method_unusable", summary=summary
+            )
             return None
         # Price changes apply to renewals not charged yet: charge the service's price now.
         renewal.amount, renewal.currency = service.price_amount, service.price_currency
@@ -360,7 +362,11 @@ class RenewalEngine:
         async with transaction(self.sessionmaker) as session:
             renewal = await repository.lock_renewal(session, job.renewal_id)
             attempt = await session.get(RenewalAttempt, job.attempt_id, with_for_update=True)
-            if renewal.lease_owner != self.worker or attempt is None or attempt.status != "processing":
+            if (
+                renewal.lease_owner != self.worker
+                or attempt is None
+                or attempt.status != "processing"
+            ):
                 # Our lease ran out and another worker took the renewal over: its answer wins.
                 return
             if job.reconcile:
@@ -389,8 +395,14 @@ class RenewalEngine:
                 self._unknown(renewal, attempt, now, summary)
             else:
                 self._declined(
-                    renewal, attempt, service, now, summary,
-                    code=outcome.failure_code or "charge_failed", decline_code=outcome.decline_code, hard=False,
+                    renewal,
+                    attempt,
+                    service,
+                    now,
+                    summary,
+                    code=outcome.failure_code or "charge_failed",
+                    decline_code=outcome.decline_code,
+                    hard=False,
                 )
         elif outcome is None:
             # Looked up past the idempotency window and no charge exists: the attempt never
@@ -400,8 +412,14 @@ class RenewalEngine:
         elif isinstance(outcome, CardDeclined):
             attempt.gateway_charge_id = outcome.charge_id
             self._declined(
-                renewal, attempt, service, now, summary,
-                code=outcome.code, decline_code=outcome.decline_code, hard=outcome.hard,
+                renewal,
+                attempt,
+                service,
+                now,
+                summary,
+                code=outcome.code,
+                decline_code=outcome.decline_code,
+                hard=outcome.hard,
             )
         elif isinstance(outcome, AuthenticationRequired):
             attempt.gateway_charge_id = outcome.charge_id
@@ -421,7 +439,12 @@ class RenewalEngine:
             summary.count("failed")
 
     def _succeed(
-        self, renewal: Renewal, attempt: RenewalAttempt, service: Service, now: datetime, summary: SweepSummary
+        self,
+        renewal: Renewal,
+        attempt: RenewalAttempt,
+        service: Service,
+        now: datetime,
+        summary: SweepSummary,
     ) -> None:
         self._close_attempt(attempt, "succeeded", now)
         self._finish(renewal, "succeeded", now)
@@ -477,7 +500,12 @@ class RenewalEngine:
             summary.count("retry_scheduled")
 
     def _requires_action(
-        self, renewal: Renewal, attempt: RenewalAttempt, url: str | None, now: datetime, summary: SweepSummary
+        self,
+        renewal: Renewal,
+        attempt: RenewalAttempt,
+        url: str | None,
+        now: datetime,
+        summary: SweepSummary,
     ) -> None:
         self._close_attempt(attempt, "requires_action", now, code="authentication_required")
         renewal.status = "requires_action"
@@ -488,7 +516,9 @@ class RenewalEngine:
         renewal.updated_at = now
         summary.count("requires_action")
 
-    def _unknown(self, renewal: Renewal, attempt: RenewalAttempt, now: datetime, summary: SweepSummary) -> None:
+    def _unknown(
+        self, renewal: Renewal, attempt: RenewalAttempt, now: datetime, summary: SweepSummary
+    ) -> None:
         # Leave the attempt processing under its lease: when the lease runs out, a sweep
         # reconciles it by idempotency key. Nothing is retried blind.
         renewal.updated_at = now
@@ -510,7 +540,12 @@ class RenewalEngine:
 
     @staticmethod
     def _finish(
-        renewal: Renewal, status: str, now: datetime, *, code: str | None = None, reason: str | None = None
+        renewal: Renewal,
+        status: str,
+        now: datetime,
+        *,
+        code: str | None = None,
+        reason: str | None = None,
     ) -> None:
         renewal.status = status
         renewal.failure_code = code if status != "succeeded" else None
@@ -528,5 +563,3 @@ async def run_once(
     settings: Settings,
 ) -> SweepSummary:
     return await RenewalEngine(sessionmaker, gateway, clock, settings).sweep()
-
-

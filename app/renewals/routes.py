@@ -36,7 +36,9 @@ async def list_service_renewals(
 ) -> Page[RenewalOut]:
     await services.get_owned(session, caller.customer_id, service_id)
     query = repository.list_query(customer_id=caller.customer_id, service_id=service_id)
-    rows, next_cursor = await paginate(session, query, Renewal, page)
+    rows, next_cursor = await paginate(
+        session, query, page, created_at=Renewal.created_at, row_id=Renewal.id
+    )
     return Page(data=await presenter.many(session, rows), next_cursor=next_cursor)
 
 
@@ -50,7 +52,9 @@ async def list_my_renewals(
     session: SessionDep, caller: CallerDep, page: PageDep, status: RenewalStatus | None = None
 ) -> Page[RenewalOut]:
     query = repository.list_query(customer_id=caller.customer_id, status=status)
-    rows, next_cursor = await paginate(session, query, Renewal, page)
+    rows, next_cursor = await paginate(
+        session, query, page, created_at=Renewal.created_at, row_id=Renewal.id
+    )
     return Page(data=await presenter.many(session, rows), next_cursor=next_cursor)
 
 
@@ -76,7 +80,9 @@ async def list_renewals(
     service_id: str | None = None,
 ) -> Page[RenewalOut]:
     query = repository.list_query(customer_id=customer_id, service_id=service_id, status=status)
-    rows, next_cursor = await paginate(session, query, Renewal, page)
+    rows, next_cursor = await paginate(
+        session, query, page, created_at=Renewal.created_at, row_id=Renewal.id
+    )
     return Page(data=await presenter.many(session, rows), next_cursor=next_cursor)
 
 

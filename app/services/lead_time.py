@@ -14,7 +14,9 @@ from app.core.settings import Settings
 
 def lead_days(settings: Settings, *, kind: str, method_type: str | None) -> int:
     method_lead = (
-        settings.renewal_lead_days_sepa if method_type == "sepa_debit" else settings.renewal_lead_days
+        settings.renewal_lead_days_sepa
+        if method_type == "sepa_debit"
+        else settings.renewal_lead_days
     )
     return max(method_lead, settings.renewal_lead_days_by_kind.get(kind, 0))
 

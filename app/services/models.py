@@ -53,7 +53,9 @@ class ServiceChange(Base):
 
     __tablename__ = "service_changes"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # A sequence, not a random id: the trail reads in the order things happened, even for
+    # several changes made in one request at one instant.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor_id: Mapped[str] = mapped_column(String(128))

@@ -82,6 +82,6 @@ async def changes(session: AsyncSession, service_id: str) -> list[ServiceChange]
     query = (
         select(ServiceChange)
         .where(ServiceChange.service_id == service_id)
-        .order_by(ServiceChange.at, ServiceChange.id)
+        .order_by(ServiceChange.id)
     )
     return list((await session.execute(query)).scalars())

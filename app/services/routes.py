@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import AwareDatetime
@@ -11,8 +11,8 @@ from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
 from app.services import presenter, repository
-from app.services.models import Service
 from app.services import service as rules
+from app.services.models import Service
 from app.services.schemas import (
     AutoRenewPatch,
     BulkAssignmentResult,
@@ -27,6 +27,7 @@ from app.services.schemas import (
 router = APIRouter(prefix="/v1", tags=["services"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["services (admin)"])
 
+CREATED: dict[int | str, dict[str, Any]] = {201: {"model": ServiceOut, "description": "Created"}}
 ServicePath = Annotated[ServiceId, Path(description="The id provisioning gave the service.")]
 
 
@@ -38,15 +39,19 @@ async def list_my_services(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
+    page: PageDep,
     expiring_before: AwareDatetime | None = None,
     auto_renew: bool | None = None,
-    page: PageDep,
 ) -> Page[ServiceOut]:
     query = repository.list_query(
         customer_id=caller.customer_id, auto_renew=auto_renew, expiring_before=expiring_before
     )
-    rows, next_cursor = await paginate(session, query, Service, page)
-    return Page(data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor)
+    rows, next_cursor = await paginate(
+        session, query, page, created_at=Service.created_at, row_id=Service.id
+    )
+    return Page(
+        data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor
+    )
 
 
 @router.get(
@@ -169,8 +174,7 @@ async def unassign_method(
     "/services/{service_id}",
     response_model=ServiceOut,
     summary="Create or update a service (idempotent)",
-    responses={201: {"model": ServiceOut, "description": "Created"}}
-    | problem_responses(401, 403),
+    responses=CREATED | problem_responses(401, 403),
 )
 async def upsert_service(
     service_id: ServicePath,
@@ -214,16 +218,20 @@ async def list_services(
     session: SessionDep,
     _admin: AdminDep,
     settings: SettingsDep,
+    page: PageDep,
     customer_id: str | None = None,
     status: Literal["active", "cancelled"] | None = None,
     expiring_before: AwareDatetime | None = None,
-    page: PageDep,
 ) -> Page[ServiceOut]:
     query = repository.list_query(
         customer_id=customer_id, status=status, expiring_before=expiring_before
     )
-    rows, next_cursor = await paginate(session, query, Service, page)
-    return Page(data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor)
+    rows, next_cursor = await paginate(
+        session, query, page, created_at=Service.created_at, row_id=Service.id
+    )
+    return Page(
+        data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor
+    )
 
 
 @admin_router.get(
@@ -253,5 +261,3 @@ async def list_service_changes(
         ServiceChangeOut.model_validate(change, from_attributes=True)
         for change in await repository.changes(session, service_id)
     ]
-
-

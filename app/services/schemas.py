@@ -103,7 +103,7 @@ class BulkAssignmentResult(BaseModel):
 
 
 class ServiceChangeOut(BaseModel):
-    id: str
+    id: int
     service_id: str
     at: datetime
     actor_id: str

@@ -12,7 +12,6 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
-from app.core.ids import new_id
 from app.core.settings import Settings
 from app.services import repository
 from app.services.lead_time import next_charge_at
@@ -42,7 +41,6 @@ def _record(
 ) -> None:
     session.add(
         ServiceChange(
-            id=new_id("sch"),
             service_id=service.id,
             at=now,
             actor_id=actor.id,
@@ -90,30 +88,37 @@ async def upsert_service(
             cancelled_at=now if body.status == "cancelled" else None,
         )
         session.add(service)
-        _record(session, service, actor=actor, field="created", before=None, after=body.status, now=now)
+        _record(
+            session, service, actor=actor, field="created", before=None, after=body.status, now=now
+        )
         await session.flush()
         return service, True
 
-    audit = {"actor": actor, "now": now}
+    def note(field: str, before: Any, after: Any, reason: str | None = None) -> None:
+        _record(
+            session, service, actor=actor, field=field, before=before, after=after, now=now,
+            reason=reason,
+        )  # fmt: skip
+
     if service.customer_id != body.customer_id:
-        _record(session, service, field="customer_id", before=service.customer_id, after=body.customer_id, **audit)
+        note("customer_id", service.customer_id, body.customer_id)
         if service.payment_method_id is not None:
-            _record(session, service, field="payment_method_id", before=service.payment_method_id, after=None, reason="customer changed", **audit)
+            note("payment_method_id", service.payment_method_id, None, "customer changed")
         if service.auto_renew:
-            _record(session, service, field="auto_renew", before=True, after=False, reason="customer changed", **audit)
+            note("auto_renew", True, False, "customer changed")
         service.customer_id = body.customer_id
         service.payment_method_id = None
         service.auto_renew = False
     new_price = {"amount": body.price.amount, "currency": body.price.currency}
     if _price(service) != new_price:
-        _record(session, service, field="price", before=_price(service), after=new_price, **audit)
+        note("price", _price(service), new_price)
         service.price_amount, service.price_currency = body.price.amount, body.price.currency
     if service.expires_at != body.expires_at:
-        _record(session, service, field="expires_at", before=service.expires_at.isoformat(), after=body.expires_at.isoformat(), **audit)
+        note("expires_at", service.expires_at.isoformat(), body.expires_at.isoformat())
         service.expires_at = body.expires_at
         service.expiry_anchor_day = body.expires_at.day
     if service.status != body.status:
-        _record(session, service, field="status", before=service.status, after=body.status, **audit)
+        note("status", service.status, body.status)
         service.status = body.status
         service.cancelled_at = now if body.status == "cancelled" else None
     service.kind, service.name, service.period_months = body.kind, body.name, body.period_months
@@ -129,7 +134,15 @@ async def cancel_service(
     if service is None:
         raise NotFound("No such service.", code="service_not_found")
     if service.status != "cancelled":
-        _record(session, service, actor=actor, field="status", before=service.status, after="cancelled", now=now)
+        _record(
+            session,
+            service,
+            actor=actor,
+            field="status",
+            before=service.status,
+            after="cancelled",
+            now=now,
+        )
         service.status = "cancelled"
         service.cancelled_at = now
         service.updated_at = now
@@ -151,9 +164,7 @@ async def get_owned(
     return service
 
 
-def check_method_can_pay(
-    service: Service, method: MethodFacts, settings: Settings
-) -> None:
+def check_method_can_pay(service: Service, method: MethodFacts, settings: Settings) -> None:
     """Raise the 409 that tells the customer why this method cannot renew this service."""
     if method.status != "validated":
         raise Conflict(
@@ -174,13 +185,14 @@ def check_method_can_pay(
         raise Conflict(
             "The card expires before the next renewal is charged.",
             code="card_expires_before_renewal",
-            extra={"valid_until": method.valid_until.isoformat(), "next_charge_at": charge_at.isoformat()},
+            extra={
+                "valid_until": method.valid_until.isoformat(),
+                "next_charge_at": charge_at.isoformat(),
+            },
         )
 
 
-async def _usable_method(
-    session: AsyncSession, customer_id: str, method_id: str
-) -> MethodFacts:
+async def _usable_method(session: AsyncSession, customer_id: str, method_id: str) -> MethodFacts:
     method = await load_method(session, customer_id=customer_id, method_id=method_id)
     if method is None:
         raise NotFound("No such payment method.", code="payment_method_not_found")
@@ -192,7 +204,15 @@ def _assign(
 ) -> None:
     if service.payment_method_id == method_id:
         return
-    _record(session, service, actor=actor, field="payment_method_id", before=service.payment_method_id, after=method_id, now=now)
+    _record(
+        session,
+        service,
+        actor=actor,
+        field="payment_method_id",
+        before=service.payment_method_id,
+        after=method_id,
+        now=now,
+    )
     service.payment_method_id = method_id
     service.updated_at = now
 
@@ -232,21 +252,27 @@ async def assign_payment_method_to_many(
     actor: Actor,
     now: datetime,
 ) -> list[Service]:
-    """"Use this card for everything": all the services switch, or none does."""
+    """ "Use this card for everything": all the services switch, or none does."""
     method = await _usable_method(session, customer_id, method_id)
-    wanted = sorted(set(service_ids)) if service_ids is not None else (
-        await repository.active_ids_for_customer(session, customer_id)
+    wanted = (
+        sorted(set(service_ids))
+        if service_ids is not None
+        else (await repository.active_ids_for_customer(session, customer_id))
     )
     services = await repository.get_many(session, wanted, customer_id=customer_id, for_update=True)
     missing = sorted(set(wanted) - {service.id for service in services})
     if missing:
-        raise NotFound("Some services do not exist.", code="service_not_found", extra={"service_ids": missing})
+        raise NotFound(
+            "Some services do not exist.", code="service_not_found", extra={"service_ids": missing}
+        )
     refusals = []
     for service in services:
         try:
             check_method_can_pay(service, method, settings)
         except Conflict as refusal:
-            refusals.append({"service_id": service.id, "code": refusal.code, "detail": refusal.detail})
+            refusals.append(
+                {"service_id": service.id, "code": refusal.code, "detail": refusal.detail}
+            )
     if refusals:
         raise Conflict(
             "The method cannot pay for every service; nothing was changed.",
@@ -282,7 +308,15 @@ async def set_auto_renew(
         check_method_can_pay(service, fallback, settings)
         _assign(session, service, fallback.id, actor=actor, now=now)
     if service.auto_renew != enabled:
-        _record(session, service, actor=actor, field="auto_renew", before=service.auto_renew, after=enabled, now=now)
+        _record(
+            session,
+            service,
+            actor=actor,
+            field="auto_renew",
+            before=service.auto_renew,
+            after=enabled,
+            now=now,
+        )
         service.auto_renew = enabled
         service.updated_at = now
     return service

@@ -1,7 +1,7 @@
 """services and renewals: the registry, its audit trail, renewals and their attempts
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0002
 Create Date: 2026-11-24 18:40:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -54,7 +54,7 @@ def upgrade() -> None:
 
     op.create_table(
         "service_changes",
-        sa.Column("id", sa.String(40), nullable=False),
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("service_id", sa.String(64), nullable=False),
         sa.Column("at", TIMESTAMP, nullable=False),
         sa.Column("actor_id", sa.String(128), nullable=False),

@@ -42,7 +42,9 @@ class FakeGateway:
         if idempotency_key in self.ledger:  # a replay: the first answer, never a new charge
             return self.ledger[idempotency_key]
         behaviour = self.behaviours.get(gateway_payment_method_id, "ok")
-        seen = self._seen[gateway_payment_method_id] = self._seen.get(gateway_payment_method_id, 0) + 1
+        seen = self._seen[gateway_payment_method_id] = (
+            self._seen.get(gateway_payment_method_id, 0) + 1
+        )
         charge_id = f"pi_{len(self.ledger) + 1}"
         if behaviour == "ok" or (behaviour == "unknown_then_ok" and seen > 1):
             charge = Charge(charge_id, "succeeded", amount, currency, idempotency_key)
@@ -50,16 +52,24 @@ class FakeGateway:
             return charge
         if behaviour == "lost_response":
             # Charged, but the answer never arrived.
-            self.ledger[idempotency_key] = Charge(charge_id, "succeeded", amount, currency, idempotency_key)
+            self.ledger[idempotency_key] = Charge(
+                charge_id, "succeeded", amount, currency, idempotency_key
+            )
             raise OutcomeUnknown("read timeout")
         if behaviour in ("unknown", "unknown_then_ok"):
             raise OutcomeUnknown("connection reset before the request was sent")
         if behaviour == "soft_decline":
-            raise CardDeclined("declined", decline_code="insufficient_funds", hard=False, charge_id=charge_id)
+            raise CardDeclined(
+                "declined", decline_code="insufficient_funds", hard=False, charge_id=charge_id
+            )
         if behaviour == "hard_decline":
-            raise CardDeclined("declined", decline_code="stolen_card", hard=True, charge_id=charge_id)
+            raise CardDeclined(
+                "declined", decline_code="stolen_card", hard=True, charge_id=charge_id
+            )
         if behaviour == "auth":
-            raise AuthenticationRequired("3ds", charge_id=charge_id, action_url="https://gw/3ds/" + charge_id)
+            raise AuthenticationRequired(
+                "3ds", charge_id=charge_id, action_url="https://gw/3ds/" + charge_id
+            )
         if behaviour == "rate_limited":
             raise RateLimited("slow down", retry_after=2)
         raise AssertionError(f"unknown behaviour {behaviour}")

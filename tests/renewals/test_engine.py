@@ -25,7 +25,7 @@ def gateway() -> FakeGateway:
 
 
 @pytest.fixture
-def engine(
+def renewer(
     sessionmaker: async_sessionmaker[AsyncSession],
     gateway: FakeGateway,
     clock: FrozenClock,
@@ -48,15 +48,24 @@ async def due_service(
     if gateway is not None:
         gateway.behaviours[method.gateway_payment_method_id or ""] = behaviour
     service = await factories.service(
-        session, "cus_1", now=clock.now(), expires_in=expires_in, method=method, **kwargs  # type: ignore[arg-type]
+        session,
+        "cus_1",
+        now=clock.now(),
+        expires_in=expires_in,
+        method=method,
+        **kwargs,  # type: ignore[arg-type]
     )
     await session.commit()
     return service
 
 
 async def renewal_of(session: AsyncSession, service_id: str) -> Renewal:
-    session.expire_all()
-    query = select(Renewal).where(Renewal.service_id == service_id).order_by(Renewal.created_at)
+    query = (
+        select(Renewal)
+        .where(Renewal.service_id == service_id)
+        .order_by(Renewal.created_at)
+        .execution_options(populate_existing=True)
+    )
     return (await session.execute(query)).scalars().all()[-1]
 
 
@@ -65,28 +74,29 @@ async def attempts(session: AsyncSession, renewal_id: str) -> list[RenewalAttemp
         select(RenewalAttempt)
         .where(RenewalAttempt.renewal_id == renewal_id)
         .order_by(RenewalAttempt.number)
+        .execution_options(populate_existing=True)
     )
     return list((await session.execute(query)).scalars())
 
 
 async def test_nothing_is_planned_before_the_lead_window(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine
 ) -> None:
     await due_service(session, clock, expires_in=timedelta(days=8))
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     assert summary.planned == 0
     assert (await session.execute(select(func.count()).select_from(Renewal))).scalar_one() == 0
 
 
 async def test_a_due_service_is_charged_once_and_extended_one_period(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(session, clock)
     old_expiry = service.expires_at
 
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     assert (summary.planned, summary.succeeded) == (1, 1)
-    again = await engine.sweep()  # nothing left to do, nothing charged again
+    again = await renewer.sweep()  # nothing left to do, nothing charged again
     assert (again.planned, again.claimed) == (0, 0)
 
     renewal = await renewal_of(session, service.id)
@@ -102,34 +112,34 @@ async def test_a_due_service_is_charged_once_and_extended_one_period(
 
 
 async def test_planning_twice_creates_one_renewal(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine
 ) -> None:
     await due_service(session, clock)
-    assert await engine.plan() == 1
-    assert await engine.plan() == 0
+    assert await renewer.plan() == 1
+    assert await renewer.plan() == 0
     assert (await session.execute(select(func.count()).select_from(Renewal))).scalar_one() == 1
 
 
 async def test_soft_declines_are_retried_on_the_schedule_then_fail(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(
         session, clock, behaviour="soft_decline", gateway=gateway, expires_in=timedelta(days=6)
     )
-    await engine.sweep()
+    await renewer.sweep()
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "scheduled"
     assert renewal.next_attempt_at == clock.now() + timedelta(days=1)
     assert renewal.failure_code == "insufficient_funds"
 
-    assert (await engine.sweep()).claimed == 0  # not before its time
+    assert (await renewer.sweep()).claimed == 0  # not before its time
     clock.advance(timedelta(days=1))
-    await engine.sweep()
+    await renewer.sweep()
     renewal = await renewal_of(session, service.id)
     assert renewal.next_attempt_at == clock.now() + timedelta(days=3)
 
     clock.advance(timedelta(days=3))
-    await engine.sweep()  # third failure: the next step (5 days) is past the expiry
+    await renewer.sweep()  # third failure: the next step (5 days) is past the expiry
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "failed"
     assert renewal.failure_reason == "service_expired_before_retry"
@@ -138,10 +148,10 @@ async def test_soft_declines_are_retried_on_the_schedule_then_fail(
 
 
 async def test_a_hard_decline_fails_at_once(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
-    await engine.sweep()
+    await renewer.sweep()
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "failed"
     assert renewal.failure_code == "stolen_card"
@@ -150,12 +160,12 @@ async def test_a_hard_decline_fails_at_once(
 
 
 async def test_authentication_required_waits_for_the_customer(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await engine.sweep()
+    await renewer.sweep()
     clock.advance(timedelta(days=2))
-    assert (await engine.sweep()).claimed == 0  # never retried blind
+    assert (await renewer.sweep()).claimed == 0  # never retried blind
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "requires_action"
     assert renewal.action_url is not None
@@ -165,19 +175,19 @@ async def test_authentication_required_waits_for_the_customer(
 async def test_a_lost_answer_is_reconciled_without_a_second_charge(
     session: AsyncSession,
     clock: FrozenClock,
-    engine: RenewalEngine,
+    renewer: RenewalEngine,
     gateway: FakeGateway,
     settings: Settings,
 ) -> None:
     service = await due_service(session, clock, behaviour="lost_response", gateway=gateway)
-    first = await engine.sweep()
+    first = await renewer.sweep()
     assert first.outcome_unknown == 1
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "processing"
 
-    assert (await engine.sweep()).claimed == 0  # the lease still holds
+    assert (await renewer.sweep()).claimed == 0  # the lease still holds
     clock.advance(timedelta(seconds=settings.renewal_lease_seconds + 1))
-    second = await engine.sweep()
+    second = await renewer.sweep()
     assert (second.reconciled, second.succeeded) == (1, 1)
 
     renewal = await renewal_of(session, service.id)
@@ -191,20 +201,20 @@ async def test_a_lost_answer_is_reconciled_without_a_second_charge(
 async def test_an_answer_lost_before_the_window_closed_is_looked_up_not_resent(
     session: AsyncSession,
     clock: FrozenClock,
-    engine: RenewalEngine,
+    renewer: RenewalEngine,
     gateway: FakeGateway,
 ) -> None:
     service = await due_service(session, clock, behaviour="unknown_then_ok", gateway=gateway)
-    await engine.sweep()  # never reached the gateway, but we cannot know that
+    await renewer.sweep()  # never reached the gateway, but we cannot know that
     clock.advance(timedelta(hours=30))  # past the idempotency window
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     renewal = await renewal_of(session, service.id)
-    first, *rest = await attempts(session, renewal.id)
+    first, *_rest = await attempts(session, renewal.id)
     assert first.status == "not_sent"
     assert first.failure_code == "no_charge_found"
     assert summary.reconciled == 1
     # A new attempt with a new key then charges it.
-    await engine.sweep()
+    await renewer.sweep()
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "succeeded"
     assert len(gateway.successful_charges()) == 1
@@ -212,10 +222,10 @@ async def test_an_answer_lost_before_the_window_closed_is_looked_up_not_resent(
 
 
 async def test_rate_limits_defer_without_a_dunning_step(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(session, clock, behaviour="rate_limited", gateway=gateway)
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     assert summary.rate_limited == 1
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "scheduled"
@@ -223,16 +233,18 @@ async def test_rate_limits_defer_without_a_dunning_step(
     assert renewal.next_attempt_at == clock.now() + timedelta(seconds=2)
 
 
-@pytest.mark.parametrize("change", ["auto_renew_off", "service_cancelled", "payment_method_revoked"])
+@pytest.mark.parametrize(
+    "change", ["auto_renew_off", "service_cancelled", "payment_method_revoked"]
+)
 async def test_changes_before_the_charge_cancel_the_renewal(
     session: AsyncSession,
     clock: FrozenClock,
-    engine: RenewalEngine,
+    renewer: RenewalEngine,
     gateway: FakeGateway,
     change: str,
 ) -> None:
     service = await due_service(session, clock)
-    assert await engine.plan() == 1
+    assert await renewer.plan() == 1
     service = await session.get(Service, service.id) or service
     if change == "auto_renew_off":
         service.auto_renew = False
@@ -245,7 +257,7 @@ async def test_changes_before_the_charge_cancel_the_renewal(
         assert method is not None
         method.status = "revoked"
     await session.commit()
-    await engine.sweep()
+    await renewer.sweep()
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "canceled"
     assert renewal.failure_code == change
@@ -253,27 +265,27 @@ async def test_changes_before_the_charge_cancel_the_renewal(
 
 
 async def test_a_price_change_after_planning_is_what_gets_charged(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     service = await due_service(session, clock, amount=1299)
-    await engine.plan()
+    await renewer.plan()
     service = await session.get(Service, service.id) or service
     service.price_amount = 1499
     await session.commit()
-    await engine.sweep()
+    await renewer.sweep()
     [charge] = gateway.successful_charges()
     assert charge.amount == 1499
 
 
 async def test_sepa_renewals_wait_for_the_collection_batch(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     method = await factories.sepa_method(session, "cus_1", now=clock.now())
     service = await factories.service(
         session, "cus_1", now=clock.now(), expires_in=timedelta(days=20), method=method
     )
     await session.commit()
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     assert (summary.planned, summary.claimed) == (1, 0)
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "scheduled"
@@ -281,22 +293,22 @@ async def test_sepa_renewals_wait_for_the_collection_batch(
 
 
 async def test_after_downtime_one_period_at_a_time(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     # Its charge date passed six days ago while nothing ran: one renewal, one period.
     service = await due_service(session, clock, expires_in=timedelta(days=1), period_months=1)
     old_expiry = service.expires_at
-    summary = await engine.sweep()
+    summary = await renewer.sweep()
     assert (summary.planned, summary.succeeded) == (1, 1)
-    assert (await engine.sweep()).planned == 0
+    assert (await renewer.sweep()).planned == 0
     assert len(gateway.successful_charges()) == 1
     await session.refresh(service)
     assert service.expires_at == old_expiry.replace(month=old_expiry.month + 1)
 
 
 async def test_a_lapsed_service_is_not_renewed(
-    session: AsyncSession, clock: FrozenClock, engine: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
     await due_service(session, clock, expires_in=timedelta(days=-3))
-    assert (await engine.sweep()).planned == 0
+    assert (await renewer.sweep()).planned == 0
     assert gateway.calls == []

@@ -1,0 +1,110 @@
+"""Cursor pagination for every list: `?limit=&cursor=` → `{"data": [...], "next_cursor": …}`.
+
+Rows are ordered by (created_at, id), oldest first; the cursor is the opaque position of
+the last row returned. Unlike offsets, a cursor neither skips nor repeats rows when others
+are inserted between two pages.
+
+    @router.get("/things", response_model=Page[ThingOut])
+    async def list_things(session: SessionDep, page: PageDep) -> Page[ThingOut]:
+        rows, next_cursor = await paginate(
+            session, repository.things_of(...), page, created_at=Thing.created_at, row_id=Thing.id
+        )
+        return Page(data=[ThingOut.of(row) for row in rows], next_cursor=next_cursor)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.core.errors import BadRequest
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = (
+        DEFAULT_LIMIT
+    ),
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def encode_cursor(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        moment, row_id = json.loads(raw)
+        created_at = datetime.fromisoformat(moment)
+        if created_at.tzinfo is None or not isinstance(row_id, str):
+            raise ValueError("bad cursor")
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadRequest("The cursor is not one this API gave out.", code="invalid_cursor") from exc
+    return created_at, row_id
+
+
+async def paginate(
+    session: AsyncSession,
+    query: Select[tuple[M]],
+    page: PageParams,
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+) -> tuple[Sequence[M], str | None]:
+    """One page of `query`'s rows and the cursor of the next page (None on the last).
+
+    `created_at` and `row_id` are the model's columns to order by; index them together
+    with the list's filter column (e.g. customer_id, created_at, id).
+    """
+    if page.cursor is not None:
+        after_time, after_id = decode_cursor(page.cursor)
+        query = query.where(
+            or_(created_at > after_time, and_(created_at == after_time, row_id > after_id))
+        )
+    query = query.order_by(created_at, row_id).limit(page.limit + 1)
+    rows = list((await session.scalars(query)).all())
+    if len(rows) <= page.limit:
+        return rows, None
+    rows = rows[: page.limit]
+    last: Any = rows[-1]
+    return rows, encode_cursor(getattr(last, created_at.key), getattr(last, row_id.key))

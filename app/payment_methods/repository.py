@@ -1,0 +1,88 @@
+"""All SQL for payment methods and mandates.
+
+Every customer-facing read starts from `owned_by(customer_id)`, so the ownership filter is
+written once: another customer's method is simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
+
+
+def _methods() -> Select[tuple[PaymentMethod]]:
+    # The mandate always comes along: SEPA responses show its reference, and lazy loads
+    # are refused (they would be hidden queries in an async session).
+    return select(PaymentMethod).options(selectinload(PaymentMethod.mandate))
+
+
+def owned_by(customer_id: str, *, status: str | None = None) -> Select[tuple[PaymentMethod]]:
+    query = _methods().where(PaymentMethod.customer_id == customer_id)
+    if status is not None:
+        query = query.where(PaymentMethod.status == status)
+    return query
+
+
+async def get_owned(
+    session: AsyncSession, customer_id: str, method_id: str, *, for_update: bool = False
+) -> PaymentMethod | None:
+    query = owned_by(customer_id).where(PaymentMethod.id == method_id)
+    if for_update:
+        # Serialises concurrent validate/revoke/default calls on one method (PostgreSQL;
+        # SQLite has a single writer anyway).
+        query = query.with_for_update(of=PaymentMethod)
+    return (await session.scalars(query)).first()
+
+
+async def find_live_by_fingerprint(
+    session: AsyncSession, customer_id: str, fingerprints: Sequence[str]
+) -> PaymentMethod | None:
+    query = owned_by(customer_id).where(
+        PaymentMethod.iban_fingerprint.in_(fingerprints),
+        PaymentMethod.status != PaymentMethodStatus.REVOKED,
+    )
+    return (await session.scalars(query.limit(1))).first()
+
+
+async def mandate_reference_taken(session: AsyncSession, reference: str) -> bool:
+    taken = await session.scalar(
+        select(exists().where(func.upper(Mandate.reference) == reference.upper()))
+    )
+    return bool(taken)
+
+
+async def clear_default(session: AsyncSession, customer_id: str) -> None:
+    await session.execute(
+        update(PaymentMethod)
+        .where(PaymentMethod.customer_id == customer_id, PaymentMethod.is_default.is_(True))
+        .values(is_default=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def ibans_sealed_with(
+    session: AsyncSession, key_ids: Sequence[str], limit: int
+) -> list[PaymentMethod]:
+    """SEPA methods whose IBAN is sealed with one of `key_ids` (for key rotation)."""
+    query = (
+        select(PaymentMethod)
+        .where(PaymentMethod.iban_key_id.in_(key_ids))
+        .order_by(PaymentMethod.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def count_ibans_by_key(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(PaymentMethod.iban_key_id, func.count())
+        .where(PaymentMethod.iban_key_id.is_not(None))
+        .group_by(PaymentMethod.iban_key_id)
+    )
+    return {str(key_id): int(count) for key_id, count in rows.all()}

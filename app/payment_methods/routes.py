@@ -1,0 +1,225 @@
+"""Payment methods over HTTP: IBAN checks, registration, validation, revocation, default."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from starlette.datastructures import State
+
+from app.core.client_ip import client_ip
+from app.core.crypto import FieldCipher, cipher_from_settings
+from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
+from app.core.errors import problem_responses
+from app.core.idempotency import IdempotencyDep
+from app.core.pagination import Page, PageDep
+from app.core.ratelimit import SlidingWindowLimiter
+from app.core.settings import Settings
+from app.payment_methods import service
+from app.payment_methods.iban import check_iban
+from app.payment_methods.models import PaymentMethodStatus
+from app.payment_methods.schemas import (
+    IbanCheckIn,
+    IbanCheckOut,
+    MandateOut,
+    PaymentMethodCreate,
+    PaymentMethodOut,
+    ValidateIn,
+)
+from app.payment_methods.sepa import Acceptance, Creditor
+from app.payment_methods.views import mandate_out, method_out, methods_out
+
+router = APIRouter(prefix="/v1", tags=["payment methods"])
+
+MethodId = Annotated[str, Path(max_length=64, description="A payment method id (`pm_…`).")]
+StatusFilter = Annotated[PaymentMethodStatus | None, Query(description="Only this status.")]
+
+
+def get_cipher(settings: SettingsDep) -> FieldCipher:
+    return cipher_from_settings(settings)
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]
+
+
+def _creditor(settings: Settings) -> Creditor:
+    return Creditor(identifier=settings.sepa_creditor_id, name=settings.sepa_creditor_name)
+
+
+def _iban_check_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+    state: State = request.app.state
+    limiter: SlidingWindowLimiter | None = getattr(state, "iban_check_limiter", None)
+    if limiter is None:
+        limiter = SlidingWindowLimiter(
+            limit=settings.iban_check_rate_limit,
+            window=timedelta(seconds=settings.iban_check_rate_window_seconds),
+        )
+        state.iban_check_limiter = limiter
+    return limiter
+
+
+@router.post(
+    "/iban-checks",
+    response_model=IbanCheckOut,
+    summary="Check an IBAN as the customer types it",
+    responses=problem_responses(401, 422, 429),
+)
+async def create_iban_check(
+    body: IbanCheckIn,
+    caller: CallerDep,
+    clock: ClockDep,
+    limiter: Annotated[SlidingWindowLimiter, Depends(_iban_check_limiter)],
+) -> IbanCheckOut:
+    limiter.hit(caller.customer_id, clock.now())
+    check = check_iban(body.iban)
+    return IbanCheckOut(
+        valid=check.valid,
+        iban=check.iban,
+        country_code=check.country_code,
+        sepa=check.sepa,
+        bic=check.bic,
+        bank_name=check.bank_name,
+        reason=check.reason,
+    )
+
+
+@router.post(
+    "/payment-methods",
+    response_model=PaymentMethodOut,
+    status_code=201,
+    summary="Register a payment method",
+    responses=problem_responses(400, 401, 409, 422),
+)
+async def create_payment_method(
+    body: PaymentMethodCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    cipher: CipherDep,
+    idempotency: IdempotencyDep,
+) -> Response:
+    async def register() -> PaymentMethodOut:
+        method = await service.create(
+            session,
+            customer_id=caller.customer_id,
+            body=body,
+            cipher=cipher,
+            creditor=_creditor(settings),
+            now=clock.now(),
+        )
+        return method_out(method)
+
+    return await idempotency.respond(201, register)
+
+
+@router.get(
+    "/payment-methods",
+    response_model=Page[PaymentMethodOut],
+    summary="The caller's payment methods",
+    responses=problem_responses(400, 401),
+)
+async def list_payment_methods(
+    session: SessionDep, caller: CallerDep, page: PageDep, status: StatusFilter = None
+) -> Page[PaymentMethodOut]:
+    methods, next_cursor = await service.list_page(session, caller.customer_id, page, status=status)
+    return Page(data=methods_out(methods), next_cursor=next_cursor)
+
+
+@router.get(
+    "/payment-methods/{method_id}",
+    response_model=PaymentMethodOut,
+    responses=problem_responses(401, 404),
+)
+async def get_payment_method(
+    method_id: MethodId, session: SessionDep, caller: CallerDep
+) -> PaymentMethodOut:
+    return method_out(await service.get(session, caller.customer_id, method_id))
+
+
+@router.post(
+    "/payment-methods/{method_id}/validate",
+    response_model=PaymentMethodOut,
+    summary="Complete the step in next_action (SEPA: accept the mandate)",
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def validate_payment_method(
+    method_id: MethodId,
+    body: ValidateIn,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> PaymentMethodOut:
+    acceptance = None
+    if body.mandate is not None:
+        acceptance = Acceptance(
+            accepted=body.mandate.accepted,
+            signer_name=body.mandate.signer_name,
+            text_sha256=body.mandate.text_sha256,
+            ip=client_ip(request, settings),
+            user_agent=request.headers.get("user-agent"),
+        )
+    method = await service.validate_sepa(
+        session,
+        customer_id=caller.customer_id,
+        method_id=method_id,
+        acceptance=acceptance,
+        now=clock.now(),
+    )
+    return method_out(method)
+
+
+@router.delete(
+    "/payment-methods/{method_id}",
+    response_model=PaymentMethodOut,
+    summary="Revoke a payment method (the record and mandate evidence are kept)",
+    responses=problem_responses(401, 404, 409),
+)
+async def revoke_payment_method(
+    method_id: MethodId, session: SessionDep, caller: CallerDep, clock: ClockDep
+) -> PaymentMethodOut:
+    return method_out(await service.revoke(session, caller.customer_id, method_id, clock.now()))
+
+
+@router.post(
+    "/payment-methods/{method_id}/default",
+    response_model=PaymentMethodOut,
+    summary="Make this validated method the customer's default",
+    responses=problem_responses(401, 404, 409),
+)
+async def set_default_payment_method(
+    method_id: MethodId, session: SessionDep, caller: CallerDep, clock: ClockDep
+) -> PaymentMethodOut:
+    method = await service.make_default(session, caller.customer_id, method_id, clock.now())
+    return method_out(method)
+
+
+@router.get(
+    "/payment-methods/{method_id}/mandate",
+    response_model=MandateOut,
+    summary="The SEPA mandate and the evidence of its acceptance",
+    responses=problem_responses(401, 404),
+)
+async def get_mandate(method_id: MethodId, session: SessionDep, caller: CallerDep) -> MandateOut:
+    mandate, method = await service.mandate_of(session, caller.customer_id, method_id)
+    return mandate_out(mandate, method)
+
+
+@router.get(
+    "/admin/customers/{customer_id}/payment-methods",
+    response_model=Page[PaymentMethodOut],
+    summary="A customer's payment methods (internal)",
+    responses=problem_responses(400, 401, 403),
+)
+async def admin_list_payment_methods(
+    customer_id: Annotated[str, Path(max_length=128)],
+    session: SessionDep,
+    _admin: AdminDep,
+    page: PageDep,
+    status: StatusFilter = None,
+) -> Page[PaymentMethodOut]:
+    methods, next_cursor = await service.list_page(session, customer_id, page, status=status)
+    return Page(data=methods_out(methods), next_cursor=next_cursor)

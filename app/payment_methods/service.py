@@ -1,0 +1,148 @@
+"""Payment method rules common to both types: find, validate, revoke, default.
+
+SEPA specifics live in `sepa.py`; card registration and 3-D Secure come with the card work
+(`create`/`validate` answer `payment_method_type_unavailable` for cards until then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.crypto import FieldCipher
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.pagination import PageParams, paginate
+from app.payment_methods import repository, sepa
+from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
+from app.payment_methods.schemas import CardCreate, PaymentMethodCreate, SepaDebitCreate
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such payment method.", code="payment_method_not_found")
+
+
+def _card_unavailable() -> Unprocessable:
+    return Unprocessable(
+        "Card payment methods are not available yet.", code="payment_method_type_unavailable"
+    )
+
+
+async def get(session: AsyncSession, customer_id: str, method_id: str) -> PaymentMethod:
+    method = await repository.get_owned(session, customer_id, method_id)
+    if method is None:
+        raise _not_found()
+    return method
+
+
+async def _get_for_update(session: AsyncSession, customer_id: str, method_id: str) -> PaymentMethod:
+    method = await repository.get_owned(session, customer_id, method_id, for_update=True)
+    if method is None:
+        raise _not_found()
+    return method
+
+
+async def list_page(
+    session: AsyncSession, customer_id: str, page: PageParams, *, status: str | None = None
+) -> tuple[Sequence[PaymentMethod], str | None]:
+    query = repository.owned_by(customer_id, status=status)
+    return await paginate(
+        session, query, page, created_at=PaymentMethod.created_at, row_id=PaymentMethod.id
+    )
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    body: PaymentMethodCreate,
+    cipher: FieldCipher,
+    creditor: sepa.Creditor,
+    now: datetime,
+) -> PaymentMethod:
+    if isinstance(body, CardCreate):
+        raise _card_unavailable()
+    assert isinstance(body, SepaDebitCreate)
+    return await sepa.register(
+        session,
+        customer_id=customer_id,
+        iban=body.sepa_debit.iban,
+        account_holder_name=body.sepa_debit.account_holder_name,
+        cipher=cipher,
+        creditor=creditor,
+        now=now,
+    )
+
+
+async def validate_sepa(
+    session: AsyncSession,
+    *,
+    customer_id: str,
+    method_id: str,
+    acceptance: sepa.Acceptance | None,
+    now: datetime,
+) -> PaymentMethod:
+    """Accept the mandate of a SEPA method waiting for it."""
+    method = await _get_for_update(session, customer_id, method_id)
+    if method.type != "sepa_debit":
+        raise _card_unavailable()
+    if method.status != PaymentMethodStatus.REQUIRES_ACTION:
+        raise Conflict(
+            f"The payment method is {method.status}, not waiting for validation.",
+            code="payment_method_not_pending",
+            extra={"status": method.status},
+        )
+    if acceptance is None:
+        raise Unprocessable(
+            "Send the mandate acceptance: {'mandate': {'accepted': true, 'signer_name': …}}.",
+            code="mandate_acceptance_required",
+        )
+    sepa.accept_mandate(method, acceptance, now)
+    await session.flush()
+    return method
+
+
+async def revoke(
+    session: AsyncSession, customer_id: str, method_id: str, now: datetime
+) -> PaymentMethod:
+    """The method can no longer pay; the record and the mandate evidence stay. Repeating
+    it changes nothing."""
+    method = await _get_for_update(session, customer_id, method_id)
+    if method.status == PaymentMethodStatus.REVOKED:
+        return method
+    method.status = PaymentMethodStatus.REVOKED
+    method.revoked_at = now
+    method.updated_at = now
+    method.is_default = False
+    sepa.revoke_mandate(method, now)
+    await session.flush()
+    return method
+
+
+async def make_default(
+    session: AsyncSession, customer_id: str, method_id: str, now: datetime
+) -> PaymentMethod:
+    method = await _get_for_update(session, customer_id, method_id)
+    if method.status != PaymentMethodStatus.VALIDATED:
+        raise Conflict(
+            "Only a validated payment method can be the default.",
+            code="payment_method_not_validated",
+            extra={"status": method.status},
+        )
+    if not method.is_default:
+        # Clear the old default first: a partial unique index allows one per customer.
+        await repository.clear_default(session, customer_id)
+        method.is_default = True
+        method.updated_at = now
+        await session.flush()
+    return method
+
+
+async def mandate_of(
+    session: AsyncSession, customer_id: str, method_id: str
+) -> tuple[Mandate, PaymentMethod]:
+    method = await get(session, customer_id, method_id)
+    if method.mandate is None:
+        raise NotFound("This payment method has no mandate.", code="mandate_not_found")
+    return method.mandate, method

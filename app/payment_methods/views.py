@@ -1,0 +1,74 @@
+"""Responses built from payment methods and mandates (what the customer is shown)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.payment_methods.models import (
+    Mandate,
+    MandateStatus,
+    PaymentMethod,
+    PaymentMethodStatus,
+)
+from app.payment_methods.schemas import (
+    Creditor,
+    MandateOut,
+    MandateToAccept,
+    NextAction,
+    PaymentMethodOut,
+)
+from app.payment_methods.sepa import mandate_text
+
+
+def _next_action(method: PaymentMethod) -> NextAction | None:
+    if method.status != PaymentMethodStatus.REQUIRES_ACTION or method.type != "sepa_debit":
+        return None
+    mandate = method.mandate
+    if mandate is None or mandate.status != MandateStatus.PENDING:
+        return None
+    text = mandate_text(mandate, method)
+    return NextAction(
+        type="accept_mandate",
+        method="POST",
+        url=f"/v1/payment-methods/{method.id}/validate",
+        mandate=MandateToAccept(
+            reference=mandate.reference,
+            creditor=Creditor(identifier=mandate.creditor_id, name=mandate.creditor_name),
+            text_version=text.version,
+            text_sha256=text.sha256,
+            texts=text.texts,
+        ),
+    )
+
+
+def method_out(method: PaymentMethod) -> PaymentMethodOut:
+    return PaymentMethodOut.of(method, _next_action(method))
+
+
+def methods_out(methods: Sequence[PaymentMethod]) -> list[PaymentMethodOut]:
+    return [method_out(method) for method in methods]
+
+
+def mandate_out(mandate: Mandate, method: PaymentMethod) -> MandateOut:
+    text = mandate_text(mandate, method)
+    return MandateOut(
+        reference=mandate.reference,
+        payment_method_id=method.id,
+        status=MandateStatus(mandate.status).value,
+        creditor=Creditor(identifier=mandate.creditor_id, name=mandate.creditor_name),
+        scheme=mandate.scheme,
+        type=mandate.mandate_type,
+        sequence_type=mandate.sequence_type,
+        debtor_name=mandate.debtor_name,
+        iban=method.iban_masked or "",
+        bic=method.bic,
+        text_version=mandate.text_version,
+        text_sha256=mandate.text_sha256,
+        texts=text.texts,
+        signer_name=mandate.signer_name,
+        signed_at=mandate.signed_at,
+        signer_ip=mandate.signer_ip,
+        signer_user_agent=mandate.signer_user_agent,
+        created_at=mandate.created_at,
+        revoked_at=mandate.revoked_at,
+    )
