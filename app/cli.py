@@ -5,6 +5,8 @@ autorenew migrate [--revision R]          bring the database to the current sche
 autorenew token --sub ID [--admin] [--ttl SECONDS]
 autorenew openapi [--out openapi.yaml]    write the API description generated from the app
 autorenew reencrypt-ibans [--batch-size N]  re-seal stored IBANs under the current key
+autorenew sandbox-gateway --port N [--host H] [--public-url URL]
+                                          run the Stripe-compatible sandbox gateway alone
 """
 
 from __future__ import annotations
@@ -115,6 +117,18 @@ def reencrypt_ibans(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("sandbox-gateway")
+def sandbox_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.sandbox.app import Sandbox
+    from app.sandbox.config import SandboxConfig
+
+    config = SandboxConfig.from_settings(get_settings(), public_url=args.public_url)
+    uvicorn.run(Sandbox(config).app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reencrypt-ibans", help="re-seal stored IBANs under the current key")
     p.add_argument("--batch-size", type=int, default=200)
+    p = sub.add_parser("sandbox-gateway", help="run the Stripe-compatible sandbox gateway alone")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--public-url", default=None, help="how browsers reach it (default: the request's host)"
+    )
     return parser
 
 

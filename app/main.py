@@ -19,6 +19,7 @@ from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
 from app.core.settings import Settings, get_settings
+from app.gateways.factory import build_gateway, build_sandbox
 
 log = logging.getLogger("autorenew")
 
@@ -38,6 +39,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or get_settings()
     settings.check()
     configure_logging(settings.log_level)
+    clock = clock or SystemClock()
+    sandbox = build_sandbox(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,10 +49,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.sessionmaker = create_sessionmaker(engine)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
+        if sandbox is not None:
+            await sandbox.start()
+        app.state.gateway = build_gateway(settings, sandbox=sandbox)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
         try:
             yield
         finally:
+            await app.state.gateway.aclose()
+            if sandbox is not None:
+                await sandbox.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -59,10 +68,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.clock = clock or SystemClock()
+    app.state.clock = clock
     install_error_handlers(app)
     install_edge(app, settings)
     mount_routes(app)
+    if sandbox is not None:
+        # The Stripe-compatible sandbox gateway (form-encoded, outside /v1/ and so outside the
+        # edge's JSON-only rule); its lifespan is driven by ours above.
+        app.mount("/sandbox", sandbox.app)
     return app
 
 

@@ -121,12 +121,14 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         database_url=database_url,
         migrate_on_start=False,
         scheduler_enabled=False,
         max_body_bytes=64 * 1024,
+        # The mounted sandbox gateway keeps its ledger in a file of the run, never in ./
+        sandbox_database_url=f"sqlite:///{tmp_path_factory.getbasetemp()}/sandbox-ledger.db",
     )
 
 

@@ -1,6 +1,6 @@
 """FastAPI dependencies, as `Annotated` aliases so a route's signature says what it needs.
 
-async def get_thing(session: SessionDep, caller: CallerDep, clock: ClockDep): ...
+async def get_thing(session: SessionDep, caller: CallerDep, gateway: GatewayDep): ...
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from app.core.auth import Caller, verify_token
 from app.core.clock import Clock
 from app.core.errors import Forbidden, Unauthorized
 from app.core.settings import Settings
+from app.gateways.port import PaymentGateway
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -49,6 +50,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 _bearer = HTTPBearer(auto_error=False, description="JWT; `sub` is the customer id.")
 
 
+def get_gateway(request: Request) -> PaymentGateway:
+    gateway: PaymentGateway = request.app.state.gateway
+    return gateway
+
+
 def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -72,3 +78,4 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AdminDep = Annotated[Caller, Depends(get_admin)]
+GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]

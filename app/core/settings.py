@@ -25,6 +25,9 @@ SEPA_CALENDAR_MARGIN_DAYS = 4
 DEV_SEPA_CREDITOR_ID = "ES11000B12345674"
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./autorenew.db"
+DEFAULT_SANDBOX_URL = "sqlite+aiosqlite:///./autorenew-sandbox.db"
+# The key the built-in sandbox accepts by default; refused when talking to the real Stripe.
+DEV_GATEWAY_API_KEY = "sk_test_autorenew_sandbox"
 
 
 class ConfigurationError(RuntimeError):
@@ -110,7 +113,32 @@ class Settings(BaseSettings):
     # is recovered by re-sending the same request, after it only by looking the charge up.
     gateway_idempotency_window_hours: int = Field(default=23, ge=1, le=24)
 
-    @field_validator("database_url")
+    # --- Card gateway (issue 4): the Stripe adapter, talking to Stripe or to the sandbox ---
+    # `sandbox`: the built-in Stripe-compatible gateway (mounted at /sandbox, or another process
+    # when gateway_base_url is set); `stripe`: the real Stripe API.
+    gateway: Literal["sandbox", "stripe"] = "sandbox"
+    # None: https://api.stripe.com for `stripe`, the in-process sandbox for `sandbox`.
+    gateway_base_url: str | None = None
+    gateway_api_key: SecretStr = SecretStr(DEV_GATEWAY_API_KEY)
+    gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    gateway_timeout_seconds: float = Field(default=30.0, gt=0)
+    gateway_max_connections: int = Field(default=20, ge=1)
+    # Where browsers reach this service: the 3-D Secure page URL of the mounted sandbox is
+    # built from it (`<public_base_url>/sandbox/3ds/...`).
+    public_base_url: str = "http://127.0.0.1:8000"
+    sandbox_mounted: bool = True
+    sandbox_database_url: str = DEFAULT_SANDBOX_URL
+    # Latency added to each sandbox API call: `fixed`, or `random` (log-normal, this median).
+    sandbox_latency_ms: float = Field(default=0.0, ge=0)
+    sandbox_latency_mode: Literal["fixed", "random"] = "fixed"
+    # Share of POSTs that fail: 5xx before acting, 5xx after acting (response lost), or a
+    # hang after acting (the client times out).
+    sandbox_fault_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_fault_hang_seconds: float = Field(default=60.0, ge=0)
+    # Requests per second per sandbox process before 429 + Retry-After; 0 = unlimited.
+    sandbox_rate_limit_per_second: float = Field(default=0.0, ge=0)
+
+    @field_validator("database_url", "sandbox_database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
         return normalise_database_url(value)
@@ -141,6 +169,16 @@ class Settings(BaseSettings):
                 )
             if self.sepa_creditor_id == DEV_SEPA_CREDITOR_ID:
                 problems.append("AUTORENEW_SEPA_CREDITOR_ID is the development identifier")
+        if self.gateway == "stripe" and (
+            self.gateway_api_key.get_secret_value() == DEV_GATEWAY_API_KEY
+            or not self.gateway_api_key.get_secret_value().startswith(("sk_", "rk_"))
+        ):
+            problems.append("AUTORENEW_GATEWAY_API_KEY must be a Stripe secret key (sk_…)")
+        if self.gateway == "sandbox" and not self.sandbox_mounted and not self.gateway_base_url:
+            problems.append(
+                "AUTORENEW_GATEWAY=sandbox with AUTORENEW_SANDBOX_MOUNTED=false needs "
+                "AUTORENEW_GATEWAY_BASE_URL (where the sandbox process listens)"
+            )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
         sepa_needs = (

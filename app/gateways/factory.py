@@ -1,0 +1,61 @@
+"""Build the card gateway the settings ask for.
+
+    build_sandbox(settings, clock=…)  → Sandbox | None   (None unless AUTORENEW_SANDBOX_MOUNTED)
+    build_gateway(settings, sandbox=…, transport=…) → StripeGateway
+
+There is one adapter, `StripeGateway`; only where its requests go differs:
+- `stripe`: https://api.stripe.com (or AUTORENEW_GATEWAY_BASE_URL);
+- `sandbox` with AUTORENEW_GATEWAY_BASE_URL: a sandbox in its own process, over HTTP;
+- `sandbox` without it: the sandbox mounted in this process, through `httpx.ASGITransport`.
+  The service does not know the address it is reachable at (any host, port, proxy or worker
+  count), and calling itself over the network would tie up a worker per call; the ASGI
+  transport sends the very same requests, headers and form bodies straight to the sandbox
+  app, so the adapter code path is exactly the one used against Stripe. (httpx does not
+  enforce timeouts on the ASGI transport; the sandbox's `hang_after` fault only bites over
+  real HTTP.)
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from app.core.clock import Clock
+from app.core.settings import ConfigurationError, Settings
+from app.gateways.stripe import STRIPE_API_BASE, StripeGateway, default_timeout
+from app.sandbox.app import Sandbox
+from app.sandbox.config import SandboxConfig
+
+IN_PROCESS_SANDBOX_URL = "http://sandbox.in-process"
+
+
+def build_sandbox(settings: Settings, *, clock: Clock | None = None) -> Sandbox | None:
+    if not settings.sandbox_mounted:
+        return None
+    public_url = settings.public_base_url.rstrip("/") + "/sandbox"
+    return Sandbox(SandboxConfig.from_settings(settings, public_url=public_url), clock=clock)
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    sandbox: Sandbox | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> StripeGateway:
+    base_url = settings.gateway_base_url or STRIPE_API_BASE
+    if transport is None and settings.gateway == "sandbox" and not settings.gateway_base_url:
+        if sandbox is None:
+            raise ConfigurationError("the sandbox gateway is neither mounted nor given a URL")
+        # raise_app_exceptions=False: a sandbox bug reaches the adapter as a 500, which it
+        # treats like any gateway 5xx, instead of as a foreign exception.
+        transport = httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False)
+        base_url = IN_PROCESS_SANDBOX_URL
+    return StripeGateway(
+        api_key=settings.gateway_api_key.get_secret_value(),
+        base_url=base_url,
+        transport=transport,
+        timeout=default_timeout(
+            connect=settings.gateway_connect_timeout_seconds,
+            read=settings.gateway_timeout_seconds,
+        ),
+        max_connections=settings.gateway_max_connections,
+    )

@@ -1,0 +1,248 @@
+"""Idempotency as Stripe runs it, injected faults, and reconciliation by re-sending."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.clock import FrozenClock
+from app.gateways.port import GatewayError, OutcomeUnknown, RateLimited
+from app.gateways.stripe import StripeGateway
+from app.sandbox.app import Sandbox
+from app.sandbox.config import SandboxConfig
+
+API_KEY = "sk_test_sandbox_tests"
+
+
+async def ledger_charges(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await api.get("/_ledger/charges")
+    assert response.status_code == 200
+    return list(response.json()["data"])
+
+
+class FaultOnce(httpx.AsyncBaseTransport):
+    """Asks the sandbox for one fault on the next request, then behaves."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.fault: str | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.fault is not None:
+            request.headers["X-Sandbox-Fault"] = self.fault
+            self.fault = None
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.fixture
+async def faulty(sandbox: Sandbox) -> AsyncIterator[tuple[StripeGateway, FaultOnce]]:
+    transport = FaultOnce(httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False))
+    adapter = StripeGateway(api_key=API_KEY, base_url="http://sandbox", transport=transport)
+    yield adapter, transport
+    await adapter.aclose()
+
+
+async def test_same_key_twice_is_one_charge(flows: Any, api: httpx.AsyncClient) -> None:
+    setup = await flows.register("4242424242424242", "reg-idem")
+    first = await flows.charge(setup, "ren_5-attempt-1")
+    again = await flows.charge(setup, "ren_5-attempt-1")
+    assert again == first
+    assert [c["id"] for c in await ledger_charges(api)] == [first.charge_id]
+
+
+async def test_a_replay_says_so(api: httpx.AsyncClient) -> None:
+    body = {"metadata[autorenew_customer_id]": "c-replay"}
+    headers = {"Idempotency-Key": "cust-replay"}
+    first = await api.post("/v1/customers", data=body, headers=headers)
+    second = await api.post("/v1/customers", data=body, headers=headers)
+    assert first.json() == second.json()
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["idempotent-replayed"] == "true"
+
+
+async def test_same_key_other_parameters_is_stripes_idempotency_error(flows: Any) -> None:
+    setup = await flows.register("4242424242424242", "reg-mismatch")
+    await flows.charge(setup, "ren_6-attempt-1", amount=1299)
+    with pytest.raises(GatewayError) as caught:
+        await flows.charge(setup, "ren_6-attempt-1", amount=999)
+    assert caught.value.code == "idempotency_error"
+
+
+async def test_declines_are_replayed_too(flows: Any) -> None:
+    setup = await flows.register("4000000000009995", "reg-poor-again")
+    outcomes = []
+    for _ in range(2):
+        with pytest.raises(GatewayError) as caught:
+            await flows.charge(setup, "ren_7-attempt-1")
+        outcomes.append((type(caught.value), getattr(caught.value, "charge_id", None)))
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_concurrent_requests_with_one_key_make_one_charge(
+    flows: Any, api: httpx.AsyncClient
+) -> None:
+    setup = await flows.register("4242424242424242", "reg-race")
+    results = await asyncio.gather(*(flows.charge(setup, "ren_8-attempt-1") for _ in range(12)))
+    assert len({result.charge_id for result in results}) == 1
+    assert len(await ledger_charges(api)) == 1
+
+
+async def test_concurrency_on_a_shared_ledger_database(
+    scratch_database: Callable[[], Any], clock: FrozenClock
+) -> None:
+    """Two sandboxes (think: two processes) on one ledger, SQLite or PostgreSQL."""
+    url = await scratch_database()
+    sandboxes = [Sandbox(SandboxConfig(database_url=url), clock=clock) for _ in range(2)]
+    for instance in sandboxes:
+        await instance.start()
+    adapters = [
+        StripeGateway(
+            api_key=API_KEY,
+            base_url="http://sandbox",
+            transport=httpx.ASGITransport(app=instance.app),
+        )
+        for instance in sandboxes
+    ]
+    try:
+        first, second = adapters
+        customer = await first.ensure_customer(customer_ref="c-shared", existing_id=None)
+        assert await second.ensure_customer(customer_ref="c-shared", existing_id=None) == customer
+        setup = await first.set_up_card(
+            gateway_customer_id=customer,
+            payment_method_token="pm_card_visa",
+            return_url="https://r.test",
+            idempotency_key="reg-shared",
+        )
+        results = await asyncio.gather(
+            *(
+                adapters[n % 2].charge_off_session(
+                    gateway_customer_id=customer,
+                    gateway_payment_method_id=setup.gateway_payment_method_id,
+                    amount=500,
+                    currency="EUR",
+                    idempotency_key="ren_shared-attempt-1",
+                    metadata={},
+                )
+                for n in range(10)
+            )
+        )
+        assert len({result.charge_id for result in results}) == 1
+        found = await second.find_charge("ren_shared-attempt-1")
+        assert found is not None and found.charge_id == results[0].charge_id
+    finally:
+        for adapter in adapters:
+            await adapter.aclose()
+        for instance in sandboxes:
+            await instance.stop()
+
+
+async def test_response_lost_after_the_charge_then_resent(
+    flows: Any, faulty: tuple[StripeGateway, FaultOnce], api: httpx.AsyncClient
+) -> None:
+    adapter, transport = faulty
+    setup = await flows.register("4242424242424242", "reg-lost")
+    flows.gateway = adapter
+    transport.fault = "error_after"
+    with pytest.raises(OutcomeUnknown):
+        await flows.charge(setup, "ren_10-attempt-1")
+    [made] = await ledger_charges(api)
+    assert made["status"] == "succeeded"
+    # The engine's reconciliation: the same request, the same key → the stored answer.
+    resent = await flows.charge(setup, "ren_10-attempt-1")
+    assert resent.charge_id == made["id"] and resent.status == "succeeded"
+    assert len(await ledger_charges(api)) == 1
+
+
+async def test_failure_before_the_charge_then_resent(
+    flows: Any, faulty: tuple[StripeGateway, FaultOnce], api: httpx.AsyncClient
+) -> None:
+    adapter, transport = faulty
+    setup = await flows.register("4242424242424242", "reg-early")
+    flows.gateway = adapter
+    transport.fault = "error_before"
+    with pytest.raises(OutcomeUnknown):
+        await flows.charge(setup, "ren_11-attempt-1")
+    assert await ledger_charges(api) == []
+    assert await adapter.find_charge("ren_11-attempt-1") is None
+    resent = await flows.charge(setup, "ren_11-attempt-1")
+    assert [c["id"] for c in await ledger_charges(api)] == [resent.charge_id]
+
+
+async def test_rate_limit_answers_429_with_retry_after(
+    sandbox_config: SandboxConfig, clock: FrozenClock
+) -> None:
+    limited = Sandbox(
+        SandboxConfig(database_url=sandbox_config.database_url, rate_limit_per_second=1),
+        clock=clock,
+    )
+    await limited.start()
+    adapter = StripeGateway(
+        api_key=API_KEY, base_url="http://sandbox", transport=httpx.ASGITransport(app=limited.app)
+    )
+    try:
+        await adapter.ensure_customer(customer_ref="c-rl", existing_id=None)
+        with pytest.raises(RateLimited) as caught:
+            await adapter.ensure_customer(customer_ref="c-rl2", existing_id=None)
+        assert caught.value.retry_after is not None and caught.value.retry_after >= 1
+    finally:
+        await adapter.aclose()
+        await limited.stop()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "status"),
+    [(None, 401), ("Bearer sk_live_real", 401), ("Basic abc", 401), ("Bearer sk_test_x", 200)],
+)
+async def test_api_key_required(sandbox: Sandbox, authorization: str | None, status: int) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app), base_url="http://s"
+    ) as client:
+        response = await client.post("/v1/customers", headers=headers)
+    assert response.status_code == status
+    if status == 401:
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert "sk_live_real" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("metadata['a']:'b' AND status:'succeeded'", 200), ("amount>5", 400), ("", 400)],
+)
+async def test_search_understands_a_small_language(
+    api: httpx.AsyncClient, query: str, status: int
+) -> None:
+    response = await api.get("/v1/payment_intents/search", params={"query": query})
+    assert response.status_code == status
+    if status == 400:
+        assert response.json()["error"]["param"] == "query"
+
+
+async def test_missing_parameters_are_400_and_store_nothing(api: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "pi-bad"}
+    response = await api.post("/v1/payment_intents", data={"currency": "eur"}, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "type": "invalid_request_error",
+        "message": "Missing required param: amount.",
+        "code": "parameter_missing",
+        "doc_url": "https://docs.stripe.com/error-codes/parameter-missing",
+        "param": "amount",
+    }
+    # Not stored: the same key may be used again with right parameters.
+    again = await api.post(
+        "/v1/payment_intents", data={"amount": "5", "currency": "eur"}, headers=headers
+    )
+    assert again.json()["error"]["param"] == "off_session"
+
+
+async def test_ledger_summary(flows: Any, api: httpx.AsyncClient) -> None:
+    setup = await flows.register("4242424242424242", "reg-sum")
+    await flows.charge(setup, "ren_12-attempt-1", amount=700)
+    summary = (await api.get("/_ledger/summary")).json()
+    assert summary["payment_intents"] == 1
+    assert summary["charges_by_status"] == {"succeeded": {"count": 1, "amount": 700}}
