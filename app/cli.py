@@ -4,6 +4,7 @@ autorenew serve [--host H] [--port N]     run the API (migrates first on the def
 autorenew migrate [--revision R]          bring the database to the current schema
 autorenew token --sub ID [--admin] [--ttl SECONDS]
 autorenew openapi [--out openapi.yaml]    write the API description generated from the app
+autorenew dispatch-events [--once]        send due webhooks now (one pass, or until none due)
 """
 
 from __future__ import annotations
@@ -90,6 +91,36 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("dispatch-events")
+def dispatch_events_command(args: argparse.Namespace) -> int:
+    from app.core.clock import SystemClock
+    from app.core.database import create_engine, create_sessionmaker
+    from app.core.scheduler import JobContext
+    from app.events.dispatcher import dispatch_events
+
+    async def run() -> None:
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
+        context = JobContext(create_sessionmaker(engine), SystemClock(), settings)
+        try:
+            # Without --once: drain, but never loop on deliveries that keep failing (each
+            # failure is rescheduled into the future, so a pass that claims none ends it).
+            for _ in range(1 if args.once else 1000):
+                summary = await dispatch_events(context)
+                print(
+                    f"claimed={summary.claimed} succeeded={summary.succeeded} "
+                    f"retrying={summary.retrying} dead={summary.dead}",
+                    flush=True,
+                )
+                if summary.claimed == 0:
+                    break
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sub", required=True, help="customer id")
     p.add_argument("--admin", action="store_true", help="add the billing:admin scope")
     p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+
+    p = sub.add_parser("dispatch-events", help="send due webhook deliveries now")
+    p.add_argument("--once", action="store_true", help="one pass only")
 
     p = sub.add_parser("openapi", help="write the OpenAPI description")
     p.add_argument("--out", default="openapi.yaml")

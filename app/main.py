@@ -18,7 +18,9 @@ from app.core.clock import Clock, SystemClock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
+from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
+from app.jobs import JOBS
 
 log = logging.getLogger("autorenew")
 
@@ -46,10 +48,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.sessionmaker = create_sessionmaker(engine)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
+        app.state.job_context = JobContext(app.state.sessionmaker, app.state.clock, settings)
+        app.state.scheduler = start_scheduler(JOBS, app.state.job_context)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
         try:
             yield
         finally:
+            stop_scheduler(app.state.scheduler)
             await engine.dispose()
 
     app = FastAPI(

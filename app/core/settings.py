@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    # --- Scheduler and events/webhooks (app/core/scheduler.py, app/events/) ---------------
+    # Every replica runs the in-process scheduler; tests and one-off CLI runs switch it off.
+    scheduler_enabled: bool = True
+    webhook_dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    webhook_dispatch_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhook_dispatch_concurrency: int = Field(default=10, ge=1, le=200)
+    # A claimed delivery is invisible to other dispatchers this long; if the claimer dies,
+    # the delivery becomes due again when the lease runs out. Must outlast one send.
+    webhook_lease_seconds: float = Field(default=120.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_interval_seconds: float = Field(default=12 * 3600.0, gt=0)
+    # After this long without a 2xx, a delivery is dead-lettered (manual redelivery only).
+    webhook_retry_window_hours: float = Field(default=72.0, gt=0)
+    # After a rotation the old secret keeps signing (second signature) this long.
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
+    webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -93,6 +111,10 @@ class Settings(BaseSettings):
                     "SQLite cannot coordinate several replicas; use PostgreSQL or "
                     "AUTORENEW_REPLICAS=1"
                 )
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            problems.append(
+                "AUTORENEW_WEBHOOK_LEASE_SECONDS must exceed AUTORENEW_WEBHOOK_TIMEOUT_SECONDS"
+            )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
         if problems:
