@@ -27,6 +27,7 @@ from .helpers import (
     register_endpoint,
     renewal_data,
     renewed_data,
+    serving,
 )
 from .receiver import Receiver, SignatureError, verify
 
@@ -108,10 +109,7 @@ async def test_a_receiver_that_does_not_answer_times_out_and_is_retried(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     app = make_app(webhook_timeout_seconds=0.3)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with serving(app) as client:
         with Receiver("hang", 200) as receiver:
             await register_endpoint(client, auth, receiver.url)
             event = await emit_committed(sessionmaker, clock.now())
@@ -132,10 +130,7 @@ async def test_retries_stop_after_the_window_then_redelivery_sends_again(
 ) -> None:
     # A 36-second window: the first failure is retried (15 to 30 s later), the second is not.
     app = make_app(webhook_retry_window_hours=0.01)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
+    async with serving(app) as client:
         with Receiver(500, 500, 200) as receiver:
             await register_endpoint(client, auth, receiver.url)
             event = await emit_committed(sessionmaker, clock.now())
@@ -232,12 +227,7 @@ async def test_an_event_committed_before_a_crash_is_sent_by_the_next_process(
 ) -> None:
     with Receiver() as receiver:
         first = make_app()
-        async with (
-            first.router.lifespan_context(first),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=first), base_url="http://t"
-            ) as client,
-        ):
+        async with serving(first) as client:
             await register_endpoint(client, auth, receiver.url)
         event = await emit_committed(sessionmaker, clock.now())
         # A dispatcher claims it (lease committed) and dies before sending.
@@ -252,12 +242,7 @@ async def test_an_event_committed_before_a_crash_is_sent_by_the_next_process(
         assert len(claimed) == 1
 
         restarted = make_app()
-        async with (
-            restarted.router.lifespan_context(restarted),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=restarted), base_url="http://t"
-            ) as client,
-        ):
+        async with serving(restarted) as client:
             assert (await dispatch(client, auth))["claimed"] == 0, "still leased"
             clock.advance(timedelta(seconds=121))
             assert (await dispatch(client, auth))["succeeded"] == 1
