@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            stop_scheduler(app.state.scheduler)
+            await stop_scheduler(app.state.scheduler, app.state.job_context)
             await engine.dispose()
 
     app = FastAPI(

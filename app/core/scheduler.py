@@ -11,6 +11,7 @@ A job is an async function taking a `JobContext`; `app/jobs.py` lists them all, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class JobContext:
     clock: Clock
     settings: Settings
     extras: dict[str, Any] = field(default_factory=dict)
+    # Passes in flight, so that shutdown can let them finish before the engine goes away.
+    running: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
 JobFunc = Callable[[JobContext], Awaitable[object]]
@@ -51,11 +54,17 @@ class Job:
 async def run_job(job: Job, context: JobContext) -> object:
     """Run one job once, logging instead of raising: a failing pass must not stop the
     schedule, and the next tick tries again."""
+    task = asyncio.current_task()
+    if task is not None:
+        context.running.add(task)
     try:
         result = await job.run(context)
     except Exception:
         log.exception("scheduled job failed", extra={"job": job.id})
         return None
+    finally:
+        if task is not None:
+            context.running.discard(task)
     log.debug("scheduled job ran", extra={"job": job.id, "result": repr(result)})
     return result
 
@@ -87,7 +96,16 @@ def start_scheduler(jobs: Sequence[Job], context: JobContext) -> AsyncIOSchedule
     return scheduler
 
 
-def stop_scheduler(scheduler: AsyncIOScheduler | None) -> None:
-    if scheduler is not None and scheduler.running:
-        # Running passes are not awaited: whatever they claimed is leased and comes back.
-        scheduler.shutdown(wait=False)
+async def stop_scheduler(
+    scheduler: AsyncIOScheduler | None, context: JobContext, *, grace_seconds: float = 10.0
+) -> None:
+    """No new runs; let running passes finish (bounded), then stop. A pass cut off after
+    the grace period loses nothing: what it claimed is leased and comes back."""
+    if scheduler is None or not scheduler.running:
+        return
+    scheduler.pause()
+    if context.running:
+        await asyncio.wait(set(context.running), timeout=grace_seconds)
+    scheduler.shutdown(wait=False)
+    # APScheduler's asyncio flavour performs the shutdown on the next loop iteration.
+    await asyncio.sleep(0)
