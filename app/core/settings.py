@@ -111,9 +111,13 @@ class Settings(BaseSettings):
                     "SQLite cannot coordinate several replicas; use PostgreSQL or "
                     "AUTORENEW_REPLICAS=1"
                 )
-        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+        # A pass sends its batch in waves of `concurrency`, each attempt bounded by the
+        # timeout; the lease must outlast the whole pass or deliveries would be sent twice.
+        waves = -(-self.webhook_dispatch_batch_size // self.webhook_dispatch_concurrency)
+        if self.webhook_lease_seconds <= waves * self.webhook_timeout_seconds:
             problems.append(
-                "AUTORENEW_WEBHOOK_LEASE_SECONDS must exceed AUTORENEW_WEBHOOK_TIMEOUT_SECONDS"
+                "AUTORENEW_WEBHOOK_LEASE_SECONDS must exceed the longest dispatch pass "
+                f"({waves} x AUTORENEW_WEBHOOK_TIMEOUT_SECONDS)"
             )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")

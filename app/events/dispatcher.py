@@ -11,6 +11,7 @@ three days) is over; then the delivery is dead-lettered until someone redelivers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -37,6 +38,7 @@ from app.events.models import Event, WebhookAttempt, WebhookEndpoint
 from app.events.secrets import unseal
 
 log = logging.getLogger("autorenew.webhooks")
+_CLAIM_LOCK = asyncio.Lock()
 
 WEBHOOK_ATTEMPTS = Counter(
     "autorenew_webhook_attempts_total",
@@ -132,7 +134,10 @@ class Dispatcher:
         summary = DispatchSummary()
         now = self.clock.now()
         token = new_id("lease", 16)
-        async with transaction(self.sessionmaker) as session:
+        # SQLite has no row locks: two passes in this process (the scheduled one and a
+        # manual one) would both try to write their claim and one would fail. Take turns.
+        turn = _CLAIM_LOCK if self.settings.is_sqlite else contextlib.nullcontext()
+        async with turn, transaction(self.sessionmaker) as session:
             claimed = await repo.claim_due_deliveries(
                 session,
                 now=now,
@@ -170,13 +175,19 @@ class Dispatcher:
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            if self.settings.env == "production":
-                await self._refuse_private_address(item.endpoint.url)
-            async with client.stream(
-                "POST", item.endpoint.url, content=body, headers=headers
-            ) as response:
-                captured = await _read_some(response, self.settings.webhook_response_body_limit)
-                return SendResult(response.status_code, elapsed(), captured, None)
+            # httpx's timeout bounds each network step; this bounds the whole attempt, so a
+            # receiver dribbling bytes cannot hold the delivery past its lease.
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                if self.settings.env == "production":
+                    await self._refuse_private_address(item.endpoint.url)
+                async with client.stream(
+                    "POST", item.endpoint.url, content=body, headers=headers
+                ) as response:
+                    limit = self.settings.webhook_response_body_limit
+                    captured = await _read_some(response, limit)
+                    return SendResult(response.status_code, elapsed(), captured, None)
+        except TimeoutError:
+            return SendResult(None, elapsed(), None, "timeout: the attempt took too long")
         except httpx.TimeoutException as exc:
             return SendResult(None, elapsed(), None, f"timeout: {type(exc).__name__}")
         except (httpx.HTTPError, OSError, ValueError) as exc:

@@ -42,6 +42,7 @@ async def test_a_dispatcher_killed_mid_send_is_taken_over_after_its_lease(
             "AUTORENEW_SCHEDULER_ENABLED": "false",
             "AUTORENEW_WEBHOOK_TIMEOUT_SECONDS": "60",
             "AUTORENEW_WEBHOOK_LEASE_SECONDS": "90",
+            "AUTORENEW_WEBHOOK_DISPATCH_BATCH_SIZE": "1",
         }
         child = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "app.cli", "dispatch-events", "--once"],

@@ -3,6 +3,7 @@ redelivery, secret rotation, and the outbox's guarantees across crashes and roll
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,9 @@ from standardwebhooks import Webhook
 
 from app.core.clock import FrozenClock
 from app.core.database import transaction
+from app.core.settings import Settings
 from app.events import repository as repo
+from app.events.dispatcher import Dispatcher
 from app.events.models import Event, WebhookDelivery
 from app.events.service import emit
 
@@ -288,3 +291,27 @@ async def test_disabled_and_filtered_endpoints_get_nothing(
         await dispatch(client, auth)
     assert len(wanted.received) == 1
     assert filtered.received == [] and disabled.received == []
+
+
+async def test_concurrent_dispatchers_send_each_delivery_once(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    clock: FrozenClock,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # Replicas claim with SKIP LOCKED on PostgreSQL; here four passes race on one database.
+    narrow = settings.model_copy(update={"webhook_dispatch_batch_size": 5})
+    with Receiver() as receiver:
+        await register_endpoint(client, auth, receiver.url)
+        events = [
+            await emit_committed(sessionmaker, clock.now(), resource_id=f"ren_{n}")
+            for n in range(20)
+        ]
+        dispatchers = [Dispatcher(sessionmaker, narrow, clock) for _ in range(4)]
+        for _ in range(5):
+            summaries = await asyncio.gather(*(d.run_once() for d in dispatchers))
+            if not any(s.claimed for s in summaries):
+                break
+    sent = [r.headers["webhook-id"] for r in receiver.received]
+    assert sorted(sent) == sorted(event.id for event in events)
