@@ -9,6 +9,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from app.caller.routes import router as caller_router
+from app.events.catalogue import document_webhooks
+from app.events.endpoint_routes import router as webhook_endpoints_router
+from app.events.routes import router as events_router
 from app.health.routes import router as health_router
 from app.payment_methods.routes import router as payment_methods_router
 from app.renewals.routes import admin_router as renewals_admin_router
@@ -24,9 +27,12 @@ ROUTERS = (
     services_admin_router,  # /v1/admin/services…
     renewals_router,  # /v1/renewals… /v1/services/{id}/renewals
     renewals_admin_router,  # /v1/admin/renewals… (list, forecast, run)
+    events_router,  # /v1/events /v1/admin/events[/{id}/redeliver|/dispatch]
+    webhook_endpoints_router,  # /v1/admin/webhook-endpoints
 )
 
 
 def mount_routes(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
+    document_webhooks(app)  # OpenAPI `webhooks`: what subscribers receive

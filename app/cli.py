@@ -4,15 +4,18 @@ autorenew serve [--host H] [--port N]     run the API (migrates first on the def
 autorenew migrate [--revision R]          bring the database to the current schema
 autorenew token --sub ID [--admin] [--ttl SECONDS]
 autorenew openapi [--out openapi.yaml]    write the API description generated from the app
+autorenew renew [--once]                  renewal sweeps: one (prints a summary) or forever
 autorenew reencrypt-ibans [--batch-size N]  re-seal stored IBANs under the current key
 autorenew sandbox-gateway --port N [--host H] [--public-url URL]
                                           run the Stripe-compatible sandbox gateway alone
+autorenew dispatch-events [--once]        send due webhooks now (one pass, or until none due)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -93,6 +96,40 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("renew")
+def renew(args: argparse.Namespace) -> int:
+    from app.core.clock import SystemClock
+    from app.core.database import create_engine, create_sessionmaker
+    from app.gateways.factory import build_gateway, build_sandbox
+    from app.renewals.engine import RenewalEngine
+
+    settings = get_settings()
+
+    async def run() -> None:
+        clock = SystemClock()
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        sandbox = build_sandbox(settings, clock=clock)
+        if sandbox is not None:
+            await sandbox.start()
+        gateway = build_gateway(settings, sandbox=sandbox)
+        renewer = RenewalEngine(create_sessionmaker(engine), gateway, clock, settings)
+        try:
+            while True:
+                summary = await renewer.sweep()
+                print(json.dumps({"worker": renewer.worker, **vars(summary)}), flush=True)
+                if args.once:
+                    return
+                await asyncio.sleep(settings.renewal_interval_seconds)
+        finally:
+            await gateway.aclose()
+            if sandbox is not None:
+                await sandbox.stop()
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 @command("reencrypt-ibans")
 def reencrypt_ibans(args: argparse.Namespace) -> int:
     from app.core.crypto import cipher_from_settings
@@ -129,6 +166,36 @@ def sandbox_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("dispatch-events")
+def dispatch_events_command(args: argparse.Namespace) -> int:
+    from app.core.clock import SystemClock
+    from app.core.database import create_engine, create_sessionmaker
+    from app.core.scheduler import JobContext
+    from app.events.dispatcher import dispatch_events
+
+    async def run() -> None:
+        settings = get_settings()
+        engine = create_engine(settings.database_url)
+        context = JobContext(create_sessionmaker(engine), SystemClock(), settings)
+        try:
+            # Without --once: drain, but never loop on deliveries that keep failing (each
+            # failure is rescheduled into the future, so a pass that claims none ends it).
+            for _ in range(1 if args.once else 1000):
+                summary = await dispatch_events(context)
+                print(
+                    f"claimed={summary.claimed} succeeded={summary.succeeded} "
+                    f"retrying={summary.retrying} dead={summary.dead}",
+                    flush=True,
+                )
+                if summary.claimed == 0:
+                    break
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,8 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="store_true", help="add the billing:admin scope")
     p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
 
+    p = sub.add_parser("dispatch-events", help="send due webhook deliveries now")
+    p.add_argument("--once", action="store_true", help="one pass only")
+
     p = sub.add_parser("openapi", help="write the OpenAPI description")
     p.add_argument("--out", default="openapi.yaml")
+
+    p = sub.add_parser("renew", help="run renewal sweeps (a worker), or one with --once")
+    p.add_argument("--once", action="store_true", help="one sweep, print its summary, exit")
 
     p = sub.add_parser("reencrypt-ibans", help="re-seal stored IBANs under the current key")
     p.add_argument("--batch-size", type=int, default=200)

@@ -18,8 +18,10 @@ from app.core.clock import Clock, SystemClock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
+from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
 from app.gateways.factory import build_gateway, build_sandbox
+from app.jobs import JOBS
 
 log = logging.getLogger("autorenew")
 
@@ -52,10 +54,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if sandbox is not None:
             await sandbox.start()
         app.state.gateway = build_gateway(settings, sandbox=sandbox)
+        app.state.job_context = JobContext(
+            app.state.sessionmaker, app.state.clock, settings, gateway=app.state.gateway
+        )
+        app.state.scheduler = start_scheduler(JOBS, app.state.job_context)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
         try:
             yield
         finally:
+            await stop_scheduler(app.state.scheduler, app.state.job_context)
             await app.state.gateway.aclose()
             if sandbox is not None:
                 await sandbox.stop()

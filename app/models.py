@@ -2,12 +2,21 @@
 
 from app.core.database import Base
 from app.core.idempotency import IdempotencyRecord
+from app.events.models import (
+    Event,
+    EventSequence,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service, ServiceChange
 
 __all__ = [
     "Base",
+    "Event",
+    "EventSequence",
     "IdempotencyRecord",
     "Mandate",
     "PaymentMethod",
@@ -15,4 +24,7 @@ __all__ = [
     "RenewalAttempt",
     "Service",
     "ServiceChange",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

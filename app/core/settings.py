@@ -138,6 +138,24 @@ class Settings(BaseSettings):
     # Requests per second per sandbox process before 429 + Retry-After; 0 = unlimited.
     sandbox_rate_limit_per_second: float = Field(default=0.0, ge=0)
 
+    # --- Scheduler and events/webhooks (app/core/scheduler.py, app/events/) ---------------
+    # Every replica runs the in-process scheduler; tests and one-off CLI runs switch it off.
+    scheduler_enabled: bool = True
+    webhook_dispatch_interval_seconds: float = Field(default=5.0, gt=0)
+    webhook_dispatch_batch_size: int = Field(default=50, ge=1, le=1000)
+    webhook_dispatch_concurrency: int = Field(default=10, ge=1, le=200)
+    # A claimed delivery is invisible to other dispatchers this long; if the claimer dies,
+    # the delivery becomes due again when the lease runs out. Must outlast one send.
+    webhook_lease_seconds: float = Field(default=120.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_interval_seconds: float = Field(default=12 * 3600.0, gt=0)
+    # After this long without a 2xx, a delivery is dead-lettered (manual redelivery only).
+    webhook_retry_window_hours: float = Field(default=72.0, gt=0)
+    # After a rotation the old secret keeps signing (second signature) this long.
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
+    webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
+
     @field_validator("database_url", "sandbox_database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -178,6 +196,14 @@ class Settings(BaseSettings):
             problems.append(
                 "AUTORENEW_GATEWAY=sandbox with AUTORENEW_SANDBOX_MOUNTED=false needs "
                 "AUTORENEW_GATEWAY_BASE_URL (where the sandbox process listens)"
+            )
+        # A pass sends its batch in waves of `concurrency`, each attempt bounded by the
+        # timeout; the lease must outlast the whole pass or deliveries would be sent twice.
+        waves = -(-self.webhook_dispatch_batch_size // self.webhook_dispatch_concurrency)
+        if self.webhook_lease_seconds <= waves * self.webhook_timeout_seconds:
+            problems.append(
+                "AUTORENEW_WEBHOOK_LEASE_SECONDS must exceed the longest dispatch pass "
+                f"({waves} x AUTORENEW_WEBHOOK_TIMEOUT_SECONDS)"
             )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")

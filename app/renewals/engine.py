@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.database import transaction
 from app.core.ids import new_id
+from app.core.scheduler import JobContext
 from app.core.settings import Settings
 from app.gateways.port import (
     AuthenticationRequired,
@@ -556,10 +557,9 @@ class RenewalEngine:
         renewal.finished_at = now
 
 
-async def run_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: PaymentGateway,
-    clock: Clock,
-    settings: Settings,
-) -> SweepSummary:
-    return await RenewalEngine(sessionmaker, gateway, clock, settings).sweep()
+async def sweep_renewals(context: JobContext) -> SweepSummary:
+    """The scheduled job: one sweep with this replica's gateway."""
+    if context.gateway is None:
+        raise RuntimeError("the renewal sweep needs a payment gateway in its job context")
+    engine = RenewalEngine(context.sessionmaker, context.gateway, context.clock, context.settings)
+    return await engine.sweep()

@@ -1,8 +1,8 @@
 """services and renewals: the registry, its audit trail, renewals and their attempts
 
 Revision ID: 0004
-Revises: 0002
-Create Date: 2026-11-24 18:40:00
+Revises: 0003
+Create Date: 2026-11-24 19:10:00
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

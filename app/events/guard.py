@@ -1,0 +1,66 @@
+"""Refuse event data that carries a secret.
+
+Events leave the service (webhooks) and stay in its history for years, so a leaked card
+number or IBAN there cannot be taken back. The payload models already hold only masked
+fields; this is the last check before the row is written, and it fails loudly because a
+hit is always a bug in the emitter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+# Digit runs of card-number length, allowing the spaces and dashes people type.
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+# Country code, two check digits, then the BBAN (spaces allowed, any case).
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?:[ ]?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
+_FORBIDDEN_KEYS = frozenset(
+    {"iban", "card_number", "number", "pan", "cvc", "cvv", "cvc2", "password", "secret"}
+)
+
+
+class UnsafeEventData(ValueError):
+    """The data of an event looks like it contains a card number, an IBAN or a secret."""
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _iban_checksum_ok(candidate: str) -> bool:
+    rearranged = candidate[4:] + candidate[:4]
+    numeric = "".join(str(int(char, 36)) for char in rearranged)
+    return int(numeric) % 97 == 1
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() in _FORBIDDEN_KEYS and item not in (None, ""):
+                raise UnsafeEventData(f"event data may not carry a field named {key!r}")
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+    elif isinstance(value, str | int) and not isinstance(value, bool):
+        yield path, str(value)
+
+
+def check_no_secrets(data: dict[str, Any]) -> None:
+    for path, text in _walk(data, "data"):
+        for match in _DIGIT_RUN.finditer(text):
+            digits = re.sub(r"[ -]", "", match.group())
+            if _luhn_ok(digits):
+                raise UnsafeEventData(f"{path} looks like a card number")
+        for match in _IBAN.finditer(text):
+            candidate = match.group().replace(" ", "").upper()
+            if _iban_checksum_ok(candidate):
+                raise UnsafeEventData(f"{path} looks like a full IBAN")

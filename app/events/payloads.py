@@ -1,0 +1,127 @@
+"""The `data` of each event type, version 1.
+
+Payloads describe the resource after the change, with masked data only: the last 4 digits
+of a card or an IBAN, never more (`app.events.guard` refuses anything that looks like a
+full number). Money is integer minor units + ISO 4217 currency; times are UTC.
+
+A breaking change to a payload gets a new model and a new `schema_version` in the
+catalogue; receivers see the version in every event.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    # Unknown fields are a bug in the emitter: they could carry data nobody reviewed.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Money(Payload):
+    amount: int = Field(description="Integer minor units (cents).")
+    currency: str = Field(min_length=3, max_length=3, description="ISO 4217 code.")
+
+
+class SepaDebitDetails(Payload):
+    iban_last4: str = Field(min_length=4, max_length=4)
+    country_code: str | None = None
+    bank_name: str | None = None
+    bic: str | None = None
+    mandate_reference: str | None = None
+
+
+class CardDetails(Payload):
+    brand: str | None = None
+    last4: str = Field(min_length=4, max_length=4)
+    exp_month: int | None = Field(default=None, ge=1, le=12)
+    exp_year: int | None = None
+
+
+class PaymentMethodData(Payload):
+    """payment_method.created | validated | failed | expiring | expired | revoked"""
+
+    id: str
+    customer_id: str
+    type: Literal["sepa_debit", "card"]
+    status: str
+    sepa_debit: SepaDebitDetails | None = None
+    card: CardDetails | None = None
+    failure_code: str | None = None
+    created_at: datetime | None = None
+
+
+class MandateAcceptedData(Payload):
+    payment_method_id: str
+    customer_id: str
+    mandate_reference: str
+    creditor_identifier: str | None = None
+    signed_at: datetime
+    signer_name: str | None = None
+    sequence_type: Literal["FRST", "RCUR"] = "FRST"
+    iban_last4: str = Field(min_length=4, max_length=4)
+
+
+class ServicePaymentMethodChangedData(Payload):
+    service_id: str
+    customer_id: str
+    payment_method_id: str | None
+    previous_payment_method_id: str | None = None
+
+
+class ServiceAutoRenewChangedData(Payload):
+    service_id: str
+    customer_id: str
+    auto_renew: bool
+
+
+class RenewalData(Payload):
+    """renewal.upcoming | succeeded | failed | requires_action | canceled | refunded"""
+
+    id: str
+    service_id: str
+    customer_id: str
+    status: str
+    amount: Money
+    payment_method_id: str | None = None
+    period_start: datetime
+    period_end: datetime | None = None
+    scheduled_for: datetime | None = Field(
+        default=None, description="When the charge is (or was) due."
+    )
+    attempt_count: int = 0
+    next_attempt_at: datetime | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    next_action_url: str | None = Field(
+        default=None, description="For requires_action: where the customer completes the step."
+    )
+
+
+class ServiceRenewedData(Payload):
+    service_id: str
+    customer_id: str
+    renewal_id: str
+    previous_expires_at: datetime
+    expires_at: datetime
+    period_months: int
+
+
+class ServiceRenewalReversedData(Payload):
+    service_id: str
+    customer_id: str
+    renewal_id: str
+    reason: str = Field(description="Why the renewal was undone (refund, SEPA return code).")
+    expires_at: datetime = Field(description="The expiry now in force.")
+    reversed_expires_at: datetime = Field(description="The expiry the renewal had granted.")
+
+
+class SepaBatchCreatedData(Payload):
+    id: str
+    collection_date: date
+    count: int
+    total: Money
+    creditor_identifier: str | None = None

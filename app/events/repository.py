@@ -1,0 +1,232 @@
+"""All SQL of the events package.
+
+Ownership is written once: `_customer_events(customer_id)` is the only way customer routes
+read events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events.models import (
+    Event,
+    EventSequence,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+# --- events -------------------------------------------------------------------------------
+
+
+async def next_sequence(session: AsyncSession, resource_type: str, resource_id: str) -> int:
+    """Take the next number for a resource, atomically.
+
+    One upsert: the first event creates the counter row; later ones increment it. The
+    increment row-locks the counter until the caller's transaction ends, so a concurrent
+    emitter for the same resource waits and then reads the committed value: numbers follow
+    commit order. A rolled-back transaction gives its number back with its event.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(EventSequence)
+        .values(resource_type=resource_type, resource_id=resource_id, last_sequence=1)
+        .on_conflict_do_update(
+            index_elements=[EventSequence.resource_type, EventSequence.resource_id],
+            set_={"last_sequence": EventSequence.last_sequence + 1},
+        )
+        .returning(EventSequence.last_sequence)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    customer_id: str | None = None
+    types: Sequence[str] = ()
+    resource_type: str | None = None
+    resource_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _customer_events(customer_id: str) -> Select[tuple[Event]]:
+    return select(Event).where(Event.customer_id == customer_id)
+
+
+def _filtered(query: Select[tuple[Event]], filters: EventFilters) -> Select[tuple[Event]]:
+    if filters.customer_id is not None:
+        query = query.where(Event.customer_id == filters.customer_id)
+    if filters.types:
+        query = query.where(Event.type.in_(filters.types))
+    if filters.resource_type is not None:
+        query = query.where(Event.resource_type == filters.resource_type)
+    if filters.resource_id is not None:
+        query = query.where(Event.resource_id == filters.resource_id)
+    if filters.created_after is not None:
+        query = query.where(Event.created_at >= filters.created_after)
+    if filters.created_before is not None:
+        query = query.where(Event.created_at < filters.created_before)
+    return query
+
+
+def _page(
+    query: Select[tuple[Event]], after: tuple[datetime, str] | None, limit: int
+) -> Select[tuple[Event]]:
+    # Newest first; the cursor is the (created_at, id) of the last row already shown.
+    if after is not None:
+        created_at, event_id = after
+        query = query.where(
+            or_(
+                Event.created_at < created_at,
+                and_(Event.created_at == created_at, Event.id < event_id),
+            )
+        )
+    return query.order_by(Event.created_at.desc(), Event.id.desc()).limit(limit)
+
+
+async def list_customer_events(
+    session: AsyncSession,
+    customer_id: str,
+    filters: EventFilters,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Event]:
+    query = _page(_filtered(_customer_events(customer_id), filters), after, limit)
+    return list((await session.scalars(query)).all())
+
+
+async def get_customer_event(
+    session: AsyncSession, customer_id: str, event_id: str
+) -> Event | None:
+    query = _customer_events(customer_id).where(Event.id == event_id)
+    return (await session.scalars(query)).one_or_none()
+
+
+async def list_events(
+    session: AsyncSession, filters: EventFilters, after: tuple[datetime, str] | None, limit: int
+) -> list[Event]:
+    query = _page(_filtered(select(Event), filters), after, limit)
+    return list((await session.scalars(query)).all())
+
+
+async def get_event(session: AsyncSession, event_id: str) -> Event | None:
+    return await session.get(Event, event_id)
+
+
+# --- endpoints ----------------------------------------------------------------------------
+
+
+async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+    return list((await session.scalars(query)).all())
+
+
+async def enabled_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
+    return list((await session.scalars(query)).all())
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoint | None:
+    return await session.get(WebhookEndpoint, endpoint_id)
+
+
+async def delete_endpoint(session: AsyncSession, endpoint_id: str) -> None:
+    # Deliveries and attempts go with it (ON DELETE CASCADE); SQLite needs them by hand
+    # only when foreign keys are off, which our engine never allows.
+    await session.execute(delete(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id))
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    delivery_id: str
+    lease_token: str
+    attempt_count: int
+    retry_from: datetime
+    event: Event
+    endpoint: WebhookEndpoint
+
+
+async def claim_due_deliveries(
+    session: AsyncSession, *, now: datetime, limit: int, lease_until: datetime, token: str
+) -> list[ClaimedDelivery]:
+    """Lease up to `limit` due deliveries to this dispatcher.
+
+    SKIP LOCKED lets replicas claim disjoint batches without waiting on each other (SQLite
+    has a single writer and no row locks; one replica is assumed there). The lease is the
+    pushed-back `next_attempt_at`: if the claimer dies before recording an outcome, the
+    delivery is simply due again when the lease runs out.
+    """
+    query = (
+        select(WebhookDelivery, Event, WebhookEndpoint)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            WebhookEndpoint.enabled.is_(True),
+        )
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+    )
+    claimed = []
+    for delivery, event, endpoint in (await session.execute(query)).tuples():
+        delivery.next_attempt_at = lease_until
+        delivery.lease_token = token
+        delivery.updated_at = now
+        claimed.append(
+            ClaimedDelivery(
+                delivery.id, token, delivery.attempt_count, delivery.retry_from, event, endpoint
+            )
+        )
+    await session.flush()
+    return claimed
+
+
+async def settle_delivery(
+    session: AsyncSession, delivery_id: str, token: str, values: dict[str, object]
+) -> bool:
+    """Write an outcome if this dispatcher still holds the lease; False if it lost it."""
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_token == token)
+        .values(lease_token=None, **values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def deliveries_for_event(session: AsyncSession, event_id: str) -> list[WebhookDelivery]:
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.event_id == event_id)
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def attempts_for(
+    session: AsyncSession, delivery_ids: Sequence[str]
+) -> dict[str, list[WebhookAttempt]]:
+    by_delivery: dict[str, list[WebhookAttempt]] = {id_: [] for id_ in delivery_ids}
+    if not delivery_ids:
+        return by_delivery
+    query = (
+        select(WebhookAttempt)
+        .where(WebhookAttempt.delivery_id.in_(delivery_ids))
+        .order_by(WebhookAttempt.attempted_at, WebhookAttempt.id)
+    )
+    for attempt in (await session.scalars(query)).all():
+        by_delivery[attempt.delivery_id].append(attempt)
+    return by_delivery

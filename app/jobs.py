@@ -1,0 +1,15 @@
+"""Every periodic job, on one screen (as `app/api.py` is for routes).
+
+Add a job with one line: `Job("<id>", <async fn(JobContext)>, lambda s: s.<interval setting>)`.
+"""
+
+from __future__ import annotations
+
+from app.core.scheduler import Job
+from app.events.dispatcher import dispatch_events
+from app.renewals.engine import sweep_renewals
+
+JOBS: tuple[Job, ...] = (
+    Job("renewal-sweep", sweep_renewals, lambda s: s.renewal_interval_seconds),
+    Job("dispatch-events", dispatch_events, lambda s: s.webhook_dispatch_interval_seconds),
+)
