@@ -45,6 +45,7 @@ from app.payment_methods.models import PaymentMethod
 from app.renewals import metrics, repository
 from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.notify import Before, emit_transition
 from app.services.lead_time import lead_days, next_charge_at
 from app.services.models import Service
 from app.services.periods import add_months
@@ -211,11 +212,13 @@ class RenewalEngine:
             for renewal in renewals:
                 summary.claimed += 1
                 service = services[renewal.service_id]
+                before = Before.of(renewal, service)
                 if renewal.status == "processing":
                     job = await self._reclaim(session, renewal, service, now)
                 else:
                     method = methods.get(service.payment_method_id or "")
                     job = self._start_attempt(session, renewal, service, method, now, summary)
+                    await emit_transition(session, renewal, service, before, now)
                 if job is not None:
                     jobs.append(job)
         return jobs
@@ -375,7 +378,9 @@ class RenewalEngine:
                 summary.reconciled += 1
             service = await session.get(Service, renewal.service_id, with_for_update=True)
             assert service is not None
+            before = Before.of(renewal, service)
             self._apply(renewal, attempt, service, outcome, now, summary)
+            await emit_transition(session, renewal, service, before, now)
 
     def _apply(
         self,

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
 from app.core.settings import Settings
+from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMethodChangedData
+from app.events.service import emit
 from app.services import repository
 from app.services.lead_time import next_charge_at
 from app.services.methods import MethodFacts, default_method, load_method
@@ -199,11 +201,24 @@ async def _usable_method(session: AsyncSession, customer_id: str, method_id: str
     return method
 
 
-def _assign(
+async def _assign(
     session: AsyncSession, service: Service, method_id: str | None, *, actor: Actor, now: datetime
 ) -> None:
     if service.payment_method_id == method_id:
         return
+    await emit(
+        session,
+        type="service.payment_method_changed",
+        resource_id=service.id,
+        customer_id=service.customer_id,
+        data=ServicePaymentMethodChangedData(
+            service_id=service.id,
+            customer_id=service.customer_id,
+            payment_method_id=method_id,
+            previous_payment_method_id=service.payment_method_id,
+        ),
+        now=now,
+    )
     _record(
         session,
         service,
@@ -230,7 +245,7 @@ async def assign_payment_method(
     service = await get_owned(session, customer_id, service_id, for_update=True)
     method = await _usable_method(session, customer_id, method_id)
     check_method_can_pay(service, method, settings)
-    _assign(session, service, method.id, actor=actor, now=now)
+    await _assign(session, service, method.id, actor=actor, now=now)
     return service
 
 
@@ -238,7 +253,7 @@ async def unassign_payment_method(
     session: AsyncSession, customer_id: str, service_id: str, *, actor: Actor, now: datetime
 ) -> Service:
     service = await get_owned(session, customer_id, service_id, for_update=True)
-    _assign(session, service, None, actor=actor, now=now)
+    await _assign(session, service, None, actor=actor, now=now)
     return service
 
 
@@ -280,7 +295,7 @@ async def assign_payment_method_to_many(
             extra={"refusals": refusals},
         )
     for service in services:
-        _assign(session, service, method.id, actor=actor, now=now)
+        await _assign(session, service, method.id, actor=actor, now=now)
     return services
 
 
@@ -306,8 +321,18 @@ async def set_auto_renew(
                 code="payment_method_required",
             )
         check_method_can_pay(service, fallback, settings)
-        _assign(session, service, fallback.id, actor=actor, now=now)
+        await _assign(session, service, fallback.id, actor=actor, now=now)
     if service.auto_renew != enabled:
+        await emit(
+            session,
+            type="service.auto_renew_changed",
+            resource_id=service.id,
+            customer_id=service.customer_id,
+            data=ServiceAutoRenewChangedData(
+                service_id=service.id, customer_id=service.customer_id, auto_renew=enabled
+            ),
+            now=now,
+        )
         _record(
             session,
             service,

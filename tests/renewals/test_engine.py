@@ -312,3 +312,28 @@ async def test_a_lapsed_service_is_not_renewed(
     await due_service(session, clock, expires_in=timedelta(days=-3))
     assert (await renewer.sweep()).planned == 0
     assert gateway.calls == []
+
+
+async def event_types(session: AsyncSession) -> list[str]:
+    from app.events.models import Event
+
+    query = select(Event.type).order_by(Event.created_at, Event.sequence)
+    return list((await session.execute(query)).scalars())
+
+
+async def test_outcomes_are_announced_in_the_same_transaction(
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
+) -> None:
+    await due_service(session, clock)
+    await renewer.sweep()
+    assert await event_types(session) == ["renewal.succeeded", "service.renewed"]
+
+
+async def test_a_failed_charge_is_announced_each_time(
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
+) -> None:
+    await due_service(session, clock, behaviour="soft_decline", gateway=gateway)
+    await renewer.sweep()
+    clock.advance(timedelta(days=1))
+    await renewer.sweep()
+    assert await event_types(session) == ["renewal.failed", "renewal.failed"]

@@ -382,3 +382,24 @@ async def test_moving_a_service_to_another_customer_drops_the_old_method(
     moved = await register(client, auth, clock, customer_id="cus_9")
     assert moved.json()["payment_method"] is None
     assert (await client.get("/v1/services/dom-1", headers=auth("cus_1"))).status_code == 404
+
+
+async def test_choices_are_announced_as_events(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, session: AsyncSession
+) -> None:
+    from app.events.models import Event
+
+    await register(client, auth, clock)
+    card = await factories.card_method(session, "cus_1", now=clock.now())
+    await session.commit()
+    me = auth("cus_1")
+    await client.put(
+        "/v1/services/dom-1/payment-method", json={"payment_method_id": card.id}, headers=me
+    )
+    await client.patch("/v1/services/dom-1", json={"auto_renew": True}, headers=me)
+    rows = (await session.execute(select(Event).order_by(Event.sequence))).scalars().all()
+    assert [(e.type, e.resource_id, e.sequence) for e in rows] == [
+        ("service.payment_method_changed", "dom-1", 1),
+        ("service.auto_renew_changed", "dom-1", 2),
+    ]
+    assert rows[0].data["payment_method_id"] == card.id

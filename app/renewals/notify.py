@@ -1,0 +1,89 @@
+"""Which events a renewal's state change owes the other systems, decided in one place.
+
+The engine changes a renewal, then calls `emit_transition` in the same transaction with a
+snapshot of how it was before; the outbox makes the events commit (or roll back) with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events.payloads import Money, RenewalData, ServiceRenewedData
+from app.events.service import emit
+from app.renewals.models import Renewal
+from app.services.models import Service
+
+
+@dataclass(frozen=True)
+class Before:
+    status: str
+    failed_charge_count: int
+    service_expires_at: datetime
+
+    @classmethod
+    def of(cls, renewal: Renewal, service: Service) -> Before:
+        return cls(renewal.status, renewal.failed_charge_count, service.expires_at)
+
+
+def renewal_data(renewal: Renewal) -> RenewalData:
+    return RenewalData(
+        id=renewal.id,
+        service_id=renewal.service_id,
+        customer_id=renewal.customer_id,
+        status=renewal.status,
+        amount=Money(amount=renewal.amount, currency=renewal.currency),
+        payment_method_id=renewal.payment_method_id,
+        period_start=renewal.period_start,
+        period_end=renewal.period_end,
+        scheduled_for=renewal.due_at,
+        attempt_count=renewal.attempt_count,
+        next_attempt_at=renewal.next_attempt_at,
+        failure_code=renewal.failure_code,
+        failure_message=renewal.failure_reason,
+        next_action_url=renewal.action_url,
+    )
+
+
+async def emit_transition(
+    session: AsyncSession, renewal: Renewal, service: Service, before: Before, now: datetime
+) -> None:
+    async def renewal_event(kind: str) -> None:
+        await emit(
+            session,
+            type=f"renewal.{kind}",
+            resource_id=renewal.id,
+            customer_id=renewal.customer_id,
+            data=renewal_data(renewal),
+            now=now,
+        )
+
+    if renewal.status == "succeeded" and before.status != "succeeded":
+        await renewal_event("succeeded")
+        if service.expires_at != before.service_expires_at:
+            await emit(
+                session,
+                type="service.renewed",
+                resource_id=service.id,
+                customer_id=service.customer_id,
+                data=ServiceRenewedData(
+                    service_id=service.id,
+                    customer_id=service.customer_id,
+                    renewal_id=renewal.id,
+                    previous_expires_at=before.service_expires_at,
+                    expires_at=service.expires_at,
+                    period_months=service.period_months,
+                ),
+                now=now,
+            )
+    elif renewal.status == "failed" and before.status != "failed":
+        await renewal_event("failed")
+    elif renewal.failed_charge_count > before.failed_charge_count:
+        # A failed charge that will be retried: the customer can still fix the method.
+        await renewal_event("failed")
+    elif renewal.status == "requires_action" and before.status != "requires_action":
+        await renewal_event("requires_action")
+    elif renewal.status == "canceled" and before.status != "canceled":
+        await renewal_event("canceled")
