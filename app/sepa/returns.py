@@ -13,6 +13,7 @@ reference):
 
 A file is read whole or not at all: any problem raises `Unprocessable(code=
 "invalid_return_file")` naming the CSV line or the XML element, and nothing is returned.
+A file over `max_bytes` raises `PayloadTooLarge(code="file_too_large")`.
 
 `classify` says what a reason code means for the renewal (see `ReturnAction`).
 """
@@ -28,6 +29,7 @@ from enum import StrEnum
 from typing import Literal
 
 from app.core.errors import Unprocessable
+from app.sepa.xmlsafe import check_size
 
 INVALID = "invalid_return_file"
 MAX_RETURN_FILE_BYTES = 10 * 1024 * 1024
@@ -158,8 +160,7 @@ _CSV_OPTIONAL = ("currency", "original_message_id")
 
 
 def parse_return_csv(data: bytes, *, max_bytes: int = MAX_RETURN_FILE_BYTES) -> ReturnReport:
-    if len(data) > max_bytes:
-        raise invalid(f"The file has {len(data)} bytes; at most {max_bytes} are accepted.")
+    check_size(data, max_bytes)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from lxml import etree
 
+from app.core.errors import Unprocessable
 from app.sepa.returns import (
     MAX_RETURN_FILE_BYTES,
     REASON_CODE,
@@ -87,17 +88,20 @@ def _date(reader: _Reader, parent: etree._Element, path: str) -> date:
 
 def _amount(element: etree._Element) -> tuple[int, str]:
     """An ISO amount element (`<InstdAmt Ccy="EUR">12.99</InstdAmt>`) in cents."""
-    where = f"{element_path(element)} (line {element.sourceline})"
+
+    def refuse(problem: str) -> Unprocessable:
+        return invalid(f"{element_path(element)} (line {element.sourceline}): {problem}")
+
     currency = element.get("Ccy")
     try:
         value = Decimal((element.text or "").strip())
     except InvalidOperation:
-        raise invalid(f"{where}: {element.text!r} is not an amount.") from None
+        raise refuse(f"{element.text!r} is not an amount.") from None
     cents = value * 100
     if not value.is_finite() or value <= 0 or cents != cents.to_integral_value():
-        raise invalid(f"{where}: {element.text!r} is not a positive amount in cents.")
+        raise refuse(f"{element.text!r} is not a positive amount in cents.")
     if not currency or len(currency) != 3:
-        raise invalid(f"{where}: the Ccy attribute must name a currency.")
+        raise refuse("the Ccy attribute must name a currency.")
     return int(cents), currency
 
 

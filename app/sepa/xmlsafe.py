@@ -30,13 +30,18 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse_xml(data: bytes, *, code: str, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
-    """The root element of `data`; `Unprocessable(code=code)` when it is not acceptable XML."""
+def check_size(data: bytes, max_bytes: int) -> None:
+    """Refuse an uploaded file over `max_bytes` (413, code `file_too_large`)."""
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             f"The file has {len(data)} bytes; at most {max_bytes} are accepted.",
             code="file_too_large",
         )
+
+
+def parse_xml(data: bytes, *, code: str, max_bytes: int = MAX_XML_BYTES) -> etree._Element:
+    """The root element of `data`; `Unprocessable(code=code)` when it is not acceptable XML."""
+    check_size(data, max_bytes)
     # Checked on the bytes as well as after parsing: an encoding declaration (UTF-16) could
     # hide the keyword from the byte check, and the parser must never see an entity.
     shouting = data.upper()
