@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.resources
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -204,7 +205,7 @@ def new_message_id(created_at: datetime) -> str:
 
 def build_pain008(
     creditor: Creditor,
-    collections: list[Collection],
+    collections: Sequence[Collection],
     *,
     created_at: datetime,
     message_id: str | None = None,
