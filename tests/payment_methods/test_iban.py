@@ -16,7 +16,6 @@ from schwifty.exceptions import InvalidCountryCode
 from app.payment_methods.iban import check_iban, mask, normalise
 
 
-
 def _sepa_countries() -> list[str]:
     codes = []
     for country in pycountry.countries:
