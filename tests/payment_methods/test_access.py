@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import warnings
 from collections.abc import Awaitable, Callable
@@ -10,8 +11,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from schwifty import IBAN
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
+from app.core.idempotency import purge_expired_keys
 from payment_methods.factories import IBAN_DE, IBAN_ES, ClientWith, Register, sepa_body
 
 Auth = Callable[..., dict[str, str]]
@@ -187,3 +190,27 @@ async def test_client_ip_trusts_forwarded_for_only_from_trusted_proxies(
         )
         mandate = await client.get(f"/v1/payment-methods/{method_id}/mandate", headers=auth("c"))
         assert mandate.json()["signer_ip"] == recorded
+
+
+async def test_concurrent_twins_create_one_method(register: Register, count_rows: Counter) -> None:
+    same_key = await asyncio.gather(*(register(**{"Idempotency-Key": "twin"}) for _ in range(3)))
+    statuses = sorted(r.status_code for r in same_key)
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
+    created = {r.json()["id"] for r in same_key if r.status_code == 201}
+    assert len(created) == 1
+    no_key = await asyncio.gather(*(register(customer="cus_9") for _ in range(3)))
+    assert sorted(r.status_code for r in no_key) == [201, 409, 409]
+    assert {r.json()["code"] for r in no_key if r.status_code == 409} == {
+        "duplicate_payment_method"
+    }
+    assert (await count_rows())["payment_methods"] == 2
+
+
+async def test_expired_keys_are_purged(
+    sessionmaker: async_sessionmaker[AsyncSession], register: Register, clock: FrozenClock
+) -> None:
+    await register(**{"Idempotency-Key": "old"})
+    async with sessionmaker() as session:
+        assert await purge_expired_keys(session, clock.now()) == 0
+        assert await purge_expired_keys(session, clock.now() + timedelta(hours=24)) == 1
+        await session.commit()

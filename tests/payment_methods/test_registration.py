@@ -177,7 +177,9 @@ async def test_malformed_bodies_write_nothing(
         {"type": "sepa_debit", "sepa_debit": {"iban": IBAN_ES}},
         {**sepa_body(), "extra": 1},
     ):
-        response = await client.post("/v1/payment-methods", json=body, headers=auth("cus_1"))
+        response = await client.post(
+            "/v1/payment-methods", json=body, headers={**auth("cus_1"), "Idempotency-Key": "m"}
+        )
         assert response.status_code == 422, body
         assert response.json()["code"] == "validation_error"
     card = await client.post(

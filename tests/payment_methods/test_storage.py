@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.crypto import DecryptionError, Sealed, cipher_from_settings
 from app.core.settings import Settings
 from app.payment_methods import repository, sepa
-from app.payment_methods.models import PaymentMethod
+from app.payment_methods.models import Mandate, PaymentMethod
 from app.payment_methods.rotation import reencrypt_all
 from payment_methods.factories import IBAN_ES_ELECTRONIC, ClientWith, Register, sepa_body
 
@@ -149,3 +150,20 @@ def test_reencrypt_command(
         assert "re-encrypted 0 IBANs" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+async def test_mandate_references_are_unique_regardless_of_case(
+    sessionmaker: async_sessionmaker[AsyncSession], register: Register
+) -> None:
+    first = (await register()).json()
+    second = (await register(iban="DE89370400440532013000")).json()
+    reference = first["sepa_debit"]["mandate_reference"]
+    async with sessionmaker() as session:
+        assert await repository.mandate_reference_taken(session, reference.lower())
+        mandate = await session.scalar(
+            select(Mandate).where(Mandate.payment_method_id == second["id"])
+        )
+        assert mandate is not None
+        mandate.reference = reference.lower()
+        with pytest.raises(IntegrityError):
+            await session.flush()
