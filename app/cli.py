@@ -132,7 +132,7 @@ def renew(args: argparse.Namespace) -> int:
 
 @command("reencrypt-ibans")
 def reencrypt_ibans(args: argparse.Namespace) -> int:
-    from app.core.crypto import cipher_from_settings
+    from app.core.crypto import DecryptionError, cipher_from_settings
     from app.core.database import create_engine, create_sessionmaker
     from app.payment_methods.rotation import ReencryptSummary, reencrypt_all
 
@@ -146,7 +146,11 @@ def reencrypt_ibans(args: argparse.Namespace) -> int:
         finally:
             await engine.dispose()
 
-    summary = asyncio.run(run())
+    try:
+        summary = asyncio.run(run())
+    except DecryptionError as exc:
+        print(f"autorenew: cannot re-encrypt: {exc}", file=sys.stderr)
+        return 1
     print(f"re-encrypted {summary.reencrypted} IBANs; sealed per key id: {summary.by_key}")
     if summary.unreadable:
         print(f"not under the current key (key missing?): {summary.unreadable}", file=sys.stderr)

@@ -12,7 +12,8 @@ Rules (the same as Stripe's, which clients already know):
 - Same key, anything else → 422 `idempotency_key_reused`.
 - The key row is written in the request's own transaction, with the response: if the
   request fails nothing is kept (not even the key), so a corrected retry may reuse it. A
-  concurrent twin waits on the key's primary key and then replays the committed answer.
+  concurrent twin waits on the key's primary key and gets 409 `idempotency_key_in_progress`;
+  retried, it gets the committed answer.
 - The body is not stored, only a keyed fingerprint of it: bodies carry IBANs.
 """
 
@@ -94,29 +95,26 @@ class Idempotency:
 async def _claim(
     session: AsyncSession, record: IdempotencyRecord, now: datetime
 ) -> IdempotencyRecord | None:
-    """Insert the key; on a clash, the row already there (an expired one is replaced)."""
-    for _ in range(2):
-        try:
-            async with session.begin_nested():
-                session.add(record)
-        except IntegrityError:
-            pass
-        else:
-            return None
-        existing = await session.get(
-            IdempotencyRecord, (record.caller_id, record.key), populate_existing=True
-        )
-        if existing is None:
-            continue
-        if existing.expires_at > now:
-            return existing
-        await session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.caller_id == record.caller_id,
-                IdempotencyRecord.key == record.key,
-            )
-        )
-    raise Conflict("The idempotency key is busy; retry.", code="idempotency_key_in_progress")
+    """Insert the key, or return the live row already there (an expired one is replaced).
+
+    No savepoint: SQLite's driver would commit it on release. A twin racing us past the
+    read waits on the primary key and gets 409 here; its retry replays our answer.
+    """
+    existing = await session.get(IdempotencyRecord, (record.caller_id, record.key))
+    if existing is not None and existing.expires_at > now:
+        return existing
+    if existing is not None:
+        await session.delete(existing)
+        await session.flush()
+    session.add(record)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "A request with this Idempotency-Key is still running; retry.",
+            code="idempotency_key_in_progress",
+        ) from exc
+    return None
 
 
 async def idempotency(

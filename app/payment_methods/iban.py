@@ -78,6 +78,9 @@ def check_iban(value: str) -> IbanCheck:
         return _invalid("invalid_format", country_code)
     except InvalidChecksumDigits:
         return _invalid("invalid_checksum", country_code)
+    except SchwiftyException:
+        # Never re-raised: schwifty's messages quote the IBAN.
+        return _invalid("invalid_format", country_code)
     try:
         with warnings.catch_warnings():
             # Countries with national check digits but no algorithm in schwifty pass

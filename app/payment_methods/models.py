@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, false, text
+from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.database import Base, UTCDateTime
@@ -106,12 +106,15 @@ class Mandate(Base):
     """
 
     __tablename__ = "mandates"
+    # References are unique regardless of case, as banks compare them.
+    __table_args__ = (
+        Index("uq_mandates_reference_upper", func.upper(text("reference")), unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     payment_method_id: Mapped[str] = mapped_column(ForeignKey("payment_methods.id"), unique=True)
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
-    # Stored upper case: unique regardless of case, as banks compare them.
-    reference: Mapped[str] = mapped_column(String(35), unique=True)
+    reference: Mapped[str] = mapped_column(String(35))
     creditor_id: Mapped[str] = mapped_column(String(35))
     creditor_name: Mapped[str] = mapped_column(String(70))
     scheme: Mapped[str] = mapped_column(String(8))

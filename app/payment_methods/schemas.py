@@ -41,6 +41,8 @@ class SepaDebitCreate(_In):
     sepa_debit: SepaDebitIn
 
 
+# Card bodies are not `extra="forbid"`: a body carrying a card number or CVC must get the
+# card work's own 422 `raw_card_data_not_accepted`, not a generic validation error.
 class CardIn(BaseModel):
     token: str = Field(max_length=255, description="The gateway's payment-method id.")
 

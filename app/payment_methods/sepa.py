@@ -163,13 +163,16 @@ async def register(
         text_sha256=text.sha256,
         created_at=now,
     )
+    session.add(method)
     try:
-        async with session.begin_nested():
-            session.add(method)
-    except IntegrityError:
-        # A concurrent registration of the same account won the unique index.
-        await _refuse_duplicate(session, customer_id, fingerprints)
-        raise
+        await session.flush()
+    except IntegrityError as exc:
+        # A concurrent registration of the same account won the unique index. (No savepoint
+        # to look it up: SQLite's driver would commit one on release.)
+        raise Conflict(
+            "This bank account was just registered by another request.",
+            code="duplicate_payment_method",
+        ) from exc
     return method
 
 

@@ -125,12 +125,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mandates")),
         sa.UniqueConstraint("payment_method_id", name=op.f("uq_mandates_payment_method_id")),
-        sa.UniqueConstraint("reference", name=op.f("uq_mandates_reference")),
     )
     op.create_index(op.f("ix_mandates_customer_id"), "mandates", ["customer_id"])
+    op.create_index(
+        "uq_mandates_reference_upper", "mandates", [sa.text("upper(reference)")], unique=True
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("uq_mandates_reference_upper", table_name="mandates")
     op.drop_index(op.f("ix_mandates_customer_id"), table_name="mandates")
     op.drop_table("mandates")
     op.drop_index("ix_payment_methods_customer_created", table_name="payment_methods")
