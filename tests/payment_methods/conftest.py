@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.idempotency import IdempotencyRecord
 from app.payment_methods.models import Mandate, PaymentMethod
-from payment_methods.factories import IBAN_ES, Register, sepa_body
+from tests.payment_methods.factories import IBAN_ES, Register, sepa_body
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
 from app.core.idempotency import purge_expired_keys
-from payment_methods.factories import IBAN_DE, IBAN_ES, ClientWith, Register, sepa_body
+from tests.payment_methods.factories import IBAN_DE, IBAN_ES, ClientWith, Register, sepa_body
 
 Auth = Callable[..., dict[str, str]]
 Counter = Callable[[], Awaitable[dict[str, int]]]

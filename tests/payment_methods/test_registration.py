@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.core.clock import FrozenClock
-from payment_methods.factories import (
+from tests.payment_methods.factories import (
     IBAN_DE,
     IBAN_ES,
     ClientWith,

@@ -17,7 +17,7 @@ from app.core.settings import Settings
 from app.payment_methods import repository, sepa
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.payment_methods.rotation import reencrypt_all
-from payment_methods.factories import IBAN_ES_ELECTRONIC, ClientWith, Register, sepa_body
+from tests.payment_methods.factories import IBAN_ES_ELECTRONIC, ClientWith, Register, sepa_body
 
 Auth = Callable[..., dict[str, str]]
 SECRETS = (IBAN_ES_ELECTRONIC, IBAN_ES_ELECTRONIC[4:], "ES91 2100 0418 4502 0005 1332")
