@@ -12,6 +12,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+
 # Digit runs of card-number length, allowing the spaces and dashes people type.
 _DIGIT_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 # Country code, two check digits, then the BBAN (spaces allowed, any case).
@@ -35,10 +38,14 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _iban_checksum_ok(candidate: str) -> bool:
-    rearranged = candidate[4:] + candidate[:4]
-    numeric = "".join(str(int(char, 36)) for char in rearranged)
-    return int(numeric) % 97 == 1
+def _is_iban(candidate: str) -> bool:
+    # schwifty checks the country's length and BBAN format as well as mod 97: a SEPA
+    # creditor identifier (ES11000B12345674) passes mod 97 too, but is public and no IBAN.
+    try:
+        IBAN(candidate)
+    except SchwiftyException:
+        return False
+    return True
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -62,5 +69,5 @@ def check_no_secrets(data: dict[str, Any]) -> None:
                 raise UnsafeEventData(f"{path} looks like a card number")
         for match in _IBAN.finditer(text):
             candidate = match.group().replace(" ", "").upper()
-            if _iban_checksum_ok(candidate):
+            if _is_iban(candidate):
                 raise UnsafeEventData(f"{path} looks like a full IBAN")

@@ -179,9 +179,18 @@ async def validate_payment_method(
     responses=problem_responses(401, 404, 409),
 )
 async def revoke_payment_method(
-    method_id: MethodId, session: SessionDep, caller: CallerDep, clock: ClockDep
+    method_id: MethodId,
+    session: SessionDep,
+    caller: CallerDep,
+    clock: ClockDep,
+    detach: Annotated[
+        bool, Query(description="Also stop using it for the services it renews.")
+    ] = False,
 ) -> PaymentMethodOut:
-    return method_out(await service.revoke(session, caller.customer_id, method_id, clock.now()))
+    revoked = await service.revoke(
+        session, caller.customer_id, method_id, clock.now(), detach=detach
+    )
+    return method_out(revoked)
 
 
 @router.post(

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.crypto import FieldCipher
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import PageParams, paginate
-from app.payment_methods import repository, sepa
+from app.payment_methods import events, repository, sepa
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 from app.payment_methods.schemas import CardCreate, PaymentMethodCreate, SepaDebitCreate
+from app.services import service as services
 
 
 def _not_found() -> NotFound:
@@ -64,7 +65,7 @@ async def create(
     if isinstance(body, CardCreate):
         raise _card_unavailable()
     assert isinstance(body, SepaDebitCreate)
-    return await sepa.register(
+    method = await sepa.register(
         session,
         customer_id=customer_id,
         iban=body.sepa_debit.iban,
@@ -73,6 +74,8 @@ async def create(
         creditor=creditor,
         now=now,
     )
+    await events.announce(session, "created", method, now)
+    return method
 
 
 async def validate_sepa(
@@ -100,23 +103,38 @@ async def validate_sepa(
         )
     sepa.accept_mandate(method, acceptance, now)
     await session.flush()
+    await events.announce_mandate_accepted(session, method, now)
+    await events.announce(session, "validated", method, now)
     return method
 
 
 async def revoke(
-    session: AsyncSession, customer_id: str, method_id: str, now: datetime
+    session: AsyncSession, customer_id: str, method_id: str, now: datetime, *, detach: bool = False
 ) -> PaymentMethod:
     """The method can no longer pay; the record and the mandate evidence stay. Repeating
-    it changes nothing."""
+    it changes nothing. While services renew with it the answer is 409 listing them, unless
+    `detach`: then those services lose it (audited) and wait for another method."""
     method = await _get_for_update(session, customer_id, method_id)
     if method.status == PaymentMethodStatus.REVOKED:
         return method
+    using = await services.services_using(session, method.id)
+    if using and not detach:
+        raise Conflict(
+            "Services still renew with this payment method; choose another for them first, "
+            "or revoke with ?detach=true.",
+            code="payment_method_in_use",
+            extra={"service_ids": [service.id for service in using]},
+        )
+    await services.detach_payment_method(
+        session, using, actor=services.Actor(customer_id, "customer"), now=now
+    )
     method.status = PaymentMethodStatus.REVOKED
     method.revoked_at = now
     method.updated_at = now
     method.is_default = False
     sepa.revoke_mandate(method, now)
     await session.flush()
+    await events.announce(session, "revoked", method, now)
     return method
 
 

@@ -69,12 +69,16 @@ async def active_ids_for_customer(session: AsyncSession, customer_id: str) -> li
     return list((await session.execute(query)).scalars())
 
 
-async def using_payment_method(session: AsyncSession, payment_method_id: str) -> list[Service]:
+async def using_payment_method(
+    session: AsyncSession, payment_method_id: str, *, for_update: bool = False
+) -> list[Service]:
     query = (
         select(Service)
         .where(Service.payment_method_id == payment_method_id, Service.status == "active")
         .order_by(Service.id)
     )
+    if for_update:
+        query = query.with_for_update()
     return list((await session.execute(query)).scalars())
 
 

@@ -299,6 +299,19 @@ async def assign_payment_method_to_many(
     return services
 
 
+async def services_using(session: AsyncSession, method_id: str) -> list[Service]:
+    """The active services a payment method renews, locked: revoking it must not race an
+    assignment."""
+    return await repository.using_payment_method(session, method_id, for_update=True)
+
+
+async def detach_payment_method(
+    session: AsyncSession, services: Sequence[Service], *, actor: Actor, now: datetime
+) -> None:
+    for service in services:
+        await _assign(session, service, None, actor=actor, now=now)
+
+
 async def set_auto_renew(
     session: AsyncSession,
     customer_id: str,

@@ -403,3 +403,30 @@ async def test_choices_are_announced_as_events(
         ("service.auto_renew_changed", "dom-1", 2),
     ]
     assert rows[0].data["payment_method_id"] == card.id
+
+
+async def test_revoking_a_method_in_use_names_the_services_unless_detached(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, session: AsyncSession
+) -> None:
+    await register(client, auth, clock, "a")
+    await register(client, auth, clock, "b")
+    card = await factories.card_method(session, "cus_1", now=clock.now())
+    await session.commit()
+    me = auth("cus_1")
+    await client.put("/v1/services/payment-method", json={"payment_method_id": card.id}, headers=me)
+
+    refused = await client.delete(f"/v1/payment-methods/{card.id}", headers=me)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "payment_method_in_use"
+    assert refused.json()["service_ids"] == ["a", "b"]
+    still = (await client.get(f"/v1/payment-methods/{card.id}", headers=me)).json()
+    assert still["status"] == "validated"
+
+    revoked = await client.delete(f"/v1/payment-methods/{card.id}?detach=true", headers=me)
+    assert revoked.status_code == 200
+    assert revoked.json()["status"] == "revoked"
+    services = (await client.get("/v1/services", headers=me)).json()["data"]
+    assert [(s["payment_method"], s["renewal_readiness"]) for s in services] == [
+        (None, "no_payment_method"),
+        (None, "no_payment_method"),
+    ]

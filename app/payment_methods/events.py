@@ -1,0 +1,85 @@
+"""The events a payment method's changes owe other systems (notifications, provisioning).
+
+Only what a receiver may see goes out: the last four digits of an IBAN or a card.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.events.payloads import (
+    CardDetails,
+    MandateAcceptedData,
+    PaymentMethodData,
+    SepaDebitDetails,
+)
+from app.events.service import emit
+from app.payment_methods.models import PaymentMethod
+
+
+def method_data(method: PaymentMethod) -> PaymentMethodData:
+    sepa_debit = card = None
+    if method.type == "sepa_debit" and method.iban_last4:
+        sepa_debit = SepaDebitDetails(
+            iban_last4=method.iban_last4,
+            country_code=method.iban_country,
+            bank_name=method.bank_name,
+            bic=method.bic,
+            mandate_reference=method.mandate.reference if method.mandate else None,
+        )
+    if method.type == "card" and method.card_last4:
+        card = CardDetails(
+            brand=method.card_brand,
+            last4=method.card_last4,
+            exp_month=method.card_exp_month,
+            exp_year=method.card_exp_year,
+        )
+    return PaymentMethodData(
+        id=method.id,
+        customer_id=method.customer_id,
+        type="card" if method.type == "card" else "sepa_debit",
+        status=method.status,
+        sepa_debit=sepa_debit,
+        card=card,
+        failure_code=method.failure_code,
+        created_at=method.created_at,
+    )
+
+
+async def announce(session: AsyncSession, kind: str, method: PaymentMethod, now: datetime) -> None:
+    """`kind`: created | validated | failed | expiring | expired | revoked."""
+    await emit(
+        session,
+        type=f"payment_method.{kind}",
+        resource_id=method.id,
+        customer_id=method.customer_id,
+        data=method_data(method),
+        now=now,
+    )
+
+
+async def announce_mandate_accepted(
+    session: AsyncSession, method: PaymentMethod, now: datetime
+) -> None:
+    mandate = method.mandate
+    assert mandate is not None
+    assert mandate.signed_at is not None
+    await emit(
+        session,
+        type="mandate.accepted",
+        resource_id=method.id,
+        customer_id=method.customer_id,
+        data=MandateAcceptedData(
+            payment_method_id=method.id,
+            customer_id=method.customer_id,
+            mandate_reference=mandate.reference,
+            creditor_identifier=mandate.creditor_id,
+            signed_at=mandate.signed_at,
+            signer_name=mandate.signer_name,
+            sequence_type="RCUR" if mandate.sequence_type == "RCUR" else "FRST",
+            iban_last4=method.iban_last4 or "????",
+        ),
+        now=now,
+    )
