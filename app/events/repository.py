@@ -216,6 +216,27 @@ async def deliveries_for_event(session: AsyncSession, event_id: str) -> list[Web
     return list((await session.scalars(query)).all())
 
 
+async def deliveries_for_endpoint(
+    session: AsyncSession, endpoint_id: str, status: str | None, limit: int
+) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    query = query.order_by(WebhookDelivery.updated_at.desc(), WebhookDelivery.id.desc())
+    return list((await session.scalars(query.limit(limit))).all())
+
+
+async def revive_dead_deliveries(session: AsyncSession, endpoint_id: str, now: datetime) -> int:
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "dead")
+        .values(
+            status="pending", next_attempt_at=now, retry_from=now, lease_token=None, updated_at=now
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 async def attempts_for(
     session: AsyncSession, delivery_ids: Sequence[str]
 ) -> dict[str, list[WebhookAttempt]]:
