@@ -20,15 +20,14 @@ from app.core.settings import Settings
 from app.events import repository as repo
 from app.events.dispatcher import Dispatcher
 from app.events.models import Event, WebhookDelivery
-from app.events.service import emit
 
 from .helpers import (
     Auth,
     dispatch,
     emit_committed,
+    emit_rolled_back,
     event_detail,
     register_endpoint,
-    renewal_data,
     renewed_data,
     serving,
 )
@@ -261,16 +260,7 @@ async def test_an_event_in_a_rolled_back_transaction_is_never_sent(
 ) -> None:
     with Receiver() as receiver:
         await register_endpoint(client, auth, receiver.url)
-        async with sessionmaker() as doomed:
-            await emit(
-                doomed,
-                type="renewal.succeeded",
-                resource_id="ren_1",
-                customer_id="cus_1",
-                data=renewal_data(),
-                now=clock.now(),
-            )
-            await doomed.rollback()
+        await emit_rolled_back(sessionmaker, clock.now())
         assert (await dispatch(client, auth))["claimed"] == 0
     assert receiver.received == []
     assert await session.scalar(select(func.count()).select_from(Event)) == 0

@@ -12,6 +12,7 @@ from app.core.clock import FrozenClock
 from app.core.settings import ConfigurationError, Settings
 from app.events.dispatcher import Dispatcher, backoff
 from app.events.endpoints import create_endpoint
+from app.events.service import event_with_deliveries
 
 from .helpers import emit_committed
 from .receiver import Receiver
@@ -66,3 +67,32 @@ async def test_production_refuses_to_send_to_an_inner_address_at_send_time(
         summary = await Dispatcher(sessionmaker, production, clock).run_once()
     assert summary.retrying == 1
     assert receiver.received == []
+
+
+async def test_odd_bytes_and_unusable_secrets_are_recorded_not_fatal(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock, settings: Settings
+) -> None:
+    with Receiver((502, b"bad\x00gateway \xff"), 200) as receiver:
+        async with sessionmaker() as session, session.begin():
+            endpoint, _ = await create_endpoint(
+                session,
+                settings,
+                url=receiver.url,
+                description=None,
+                event_types=[],
+                enabled=True,
+                now=clock.now(),
+            )
+        event = await emit_committed(sessionmaker, clock.now())
+        assert (await Dispatcher(sessionmaker, settings, clock).run_once()).retrying == 1
+
+        # The encryption key id changes under the sealed secret: recorded, retried later.
+        rekeyed = settings.model_copy(update={"encryption_key_id": "k2"})
+        clock.advance(timedelta(minutes=5))
+        assert (await Dispatcher(sessionmaker, rekeyed, clock).run_once()).retrying == 1
+    async with sessionmaker() as session:
+        _, [(delivery, attempts)] = await event_with_deliveries(session, event.id)
+    assert delivery.endpoint_id == endpoint.id
+    assert attempts[0].response_body == "bad\ufffdgateway \ufffd"
+    assert attempts[1].error == "cannot sign: ValueError"
+    assert len(receiver.received) == 1
