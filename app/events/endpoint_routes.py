@@ -69,6 +69,7 @@ async def list_endpoints(session: SessionDep, _admin: AdminDep) -> WebhookEndpoi
 @router.get(
     "/{endpoint_id}",
     response_model=WebhookEndpointOut,
+    summary="One endpoint (never its secret)",
     responses=problem_responses(401, 403, 404),
 )
 async def get_endpoint(
