@@ -11,7 +11,6 @@ three days) is over; then the delivery is dead-lettered until someone redelivers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -38,7 +37,6 @@ from app.events.models import Event, WebhookAttempt, WebhookEndpoint
 from app.events.secrets import unseal
 
 log = logging.getLogger("autorenew.webhooks")
-_CLAIM_LOCK = asyncio.Lock()
 
 WEBHOOK_ATTEMPTS = Counter(
     "autorenew_webhook_attempts_total",
@@ -134,10 +132,7 @@ class Dispatcher:
         summary = DispatchSummary()
         now = self.clock.now()
         token = new_id("lease", 16)
-        # SQLite has no row locks: two passes in this process (the scheduled one and a
-        # manual one) would both try to write their claim and one would fail. Take turns.
-        turn = _CLAIM_LOCK if self.settings.is_sqlite else contextlib.nullcontext()
-        async with turn, transaction(self.sessionmaker) as session:
+        async with transaction(self.sessionmaker) as session:
             claimed = await repo.claim_due_deliveries(
                 session,
                 now=now,
