@@ -23,13 +23,14 @@ def free_port() -> int:
 
 
 def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    output = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", *args],
-        env={**os.environ, **env},
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
+    # The child gets its own copy of the descriptor; ours is closed right away.
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -58,9 +59,7 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 @contextmanager
-def sandbox_gateway(
-    tmp_path: Path, *, name: str, ledger: Path, **settings: str
-) -> Iterator[str]:
+def sandbox_gateway(tmp_path: Path, *, name: str, ledger: Path, **settings: str) -> Iterator[str]:
     """A sandbox gateway process on a free port; yields its base URL."""
     port = free_port()
     log = tmp_path / f"{name}.log"

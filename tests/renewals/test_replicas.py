@@ -24,7 +24,6 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.ids import new_id
 from app.gateways.port import GatewayError
 from app.gateways.stripe import StripeGateway, default_timeout
 from app.payment_methods.models import PaymentMethod
@@ -146,6 +145,7 @@ def worker_env(database_url: str, gateway_url: str, lease_seconds: int) -> dict[
         "AUTORENEW_GATEWAY_BASE_URL": gateway_url,
         "AUTORENEW_GATEWAY_API_KEY": API_KEY,
         "AUTORENEW_GATEWAY_TIMEOUT_SECONDS": "1.5",
+        "AUTORENEW_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
         "AUTORENEW_RENEWAL_INTERVAL_SECONDS": "1",
         "AUTORENEW_RENEWAL_LEASE_SECONDS": str(lease_seconds),
         "AUTORENEW_RENEWAL_BATCH_SIZE": "25",
@@ -165,10 +165,17 @@ async def open_renewals(sessionmaker: async_sessionmaker[AsyncSession]) -> tuple
 
 
 async def wait_for_all_final(
-    sessionmaker: async_sessionmaker[AsyncSession], expected: int, limit_seconds: float
+    sessionmaker: async_sessionmaker[AsyncSession],
+    expected: int,
+    limit_seconds: float,
+    workers: list[subprocess.Popen[bytes]],
+    log: Path,
 ) -> None:
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
+        if all(worker.poll() is not None for worker in workers):
+            output = log.read_text()[-3000:]  # noqa: ASYNC240 (a failing test's last words)
+            raise AssertionError(f"every worker exited:\n{output}")
         total, unfinished = await open_renewals(sessionmaker)
         if total == expected and unfinished == 0:
             return
@@ -195,7 +202,8 @@ async def check_exactly_once(
     for service in services:
         assert service.expires_at == add_months(expiries[service.id], 12), service.id
     amounts = {r.id: r.amount for r in renewals}
-    assert all(charge["amount"] == amounts[charge["metadata"]["renewal_id"]] for charge in succeeded)
+    for charge in succeeded:
+        assert charge["amount"] == amounts[charge["metadata"]["renewal_id"]]
 
 
 async def test_four_workers_charge_two_thousand_renewals_exactly_once(
@@ -216,7 +224,7 @@ async def test_four_workers_charge_two_thousand_renewals_exactly_once(
         env = worker_env(database_url, gateway, lease_seconds=4)
         workers = [processes.start(["renew"], env, log) for _ in range(4)]
         try:
-            await wait_for_all_final(sessionmaker, expected=2000, limit_seconds=300)
+            await wait_for_all_final(sessionmaker, 2000, 300, workers, log)
         finally:
             processes.stop(workers)
         await check_exactly_once(sessionmaker, gateway, expiries)
@@ -247,7 +255,7 @@ async def test_workers_killed_mid_sweep_leave_nothing_charged_twice_or_stuck(
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(timeout=10)
                 workers.append(processes.start(["renew"], env, log))
-            await wait_for_all_final(sessionmaker, expected=600, limit_seconds=240)
+            await wait_for_all_final(sessionmaker, 600, 240, workers, log)
         finally:
             processes.stop(workers)
         await check_exactly_once(sessionmaker, gateway, expiries)
