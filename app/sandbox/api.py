@@ -160,28 +160,25 @@ async def create_setup_intent(request: Request) -> Response:
     return await post(request, ledger.create_setup_intent)
 
 
-async def retrieve_setup_intent(request: Request) -> Response:
-    intent_id = request.path_params["id"]
-    expand = _expand(request, "payment_method")
+def _retriever(
+    read: Callable[[AsyncSession, Context, str, bool], Awaitable[dict[str, Any]]],
+) -> Handler:
+    """GET /v1/<intents>/{id}, with `expand[]=payment_method` honoured."""
 
-    async def read(session: AsyncSession, ctx: Context) -> dict[str, Any]:
-        return await ledger.retrieve_setup_intent(session, ctx, intent_id, expand)
+    async def handler(request: Request) -> Response:
+        intent_id = request.path_params["id"]
+        expand = _expand(request, "payment_method")
 
-    return await _read(request, read)
+        async def bound(session: AsyncSession, ctx: Context) -> dict[str, Any]:
+            return await read(session, ctx, intent_id, expand)
+
+        return await _read(request, bound)
+
+    return handler
 
 
 async def create_payment_intent(request: Request) -> Response:
     return await post(request, ledger.create_payment_intent)
-
-
-async def retrieve_payment_intent(request: Request) -> Response:
-    intent_id = request.path_params["id"]
-    expand = _expand(request, "payment_method")
-
-    async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return await ledger.retrieve_payment_intent(session, intent_id, expand)
-
-    return await _read(request, read)
 
 
 def _limit(request: Request, default: int, ceiling: int) -> int:
@@ -237,11 +234,11 @@ def routes() -> list[BaseRoute]:
         _api("/v1/payment_methods/{id}", retrieve_payment_method, "GET"),
         _api("/v1/payment_methods/{id}/attach", attach_payment_method, "POST"),
         _api("/v1/setup_intents", create_setup_intent, "POST"),
-        _api("/v1/setup_intents/{id}", retrieve_setup_intent, "GET"),
+        _api("/v1/setup_intents/{id}", _retriever(ledger.retrieve_setup_intent), "GET"),
         _api("/v1/payment_intents", create_payment_intent, "POST"),
         # Before /{id}: Starlette matches in order and "search" would be taken for an id.
         _api("/v1/payment_intents/search", search_payment_intents, "GET"),
-        _api("/v1/payment_intents/{id}", retrieve_payment_intent, "GET"),
+        _api("/v1/payment_intents/{id}", _retriever(ledger.retrieve_payment_intent), "GET"),
         _api("/_ledger/charges", ledger_charges, "GET"),
         _api("/_ledger/summary", ledger_summary, "GET"),
         *challenge_routes(),

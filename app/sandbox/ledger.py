@@ -358,7 +358,7 @@ async def create_payment_intent(
 
 
 async def retrieve_payment_intent(
-    session: AsyncSession, intent_id: str, expand: bool
+    session: AsyncSession, _ctx: Context, intent_id: str, expand: bool
 ) -> dict[str, Any]:
     intent = await session.get(PaymentIntent, intent_id)
     if intent is None:

@@ -1,0 +1,61 @@
+"""The sandbox ledger never keeps a card number or a CVC: not in a row, not in the file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.gateways.port import GatewayError
+from app.sandbox.app import Sandbox
+from app.sandbox.cards import CARDS
+from app.sandbox.config import SandboxConfig
+from app.sandbox.models import SandboxBase
+
+# Four digits that appear in no test number, so a hit can only be the CVC itself.
+CVC = "7391"
+
+
+async def test_no_number_or_cvc_in_the_ledger(
+    flows: Any, sandbox: Sandbox, sandbox_config: SandboxConfig
+) -> None:
+    for index, number in enumerate(CARDS):
+        try:
+            setup = await flows.register(number, f"reg-scan-{index}", cvc=CVC)
+        except GatewayError:
+            continue  # declined cards are tokenized (and scanned) all the same
+        with contextlib.suppress(GatewayError):
+            await flows.charge(setup, f"ren-scan-{index}")
+
+    rows: list[str] = []
+    async with sandbox.sessionmaker() as session:
+        for table in SandboxBase.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                rows.append(json.dumps([str(value) for value in row]))
+    dump = "\n".join(rows)
+    assert "sandbox_payment_methods" in SandboxBase.metadata.tables
+    assert len(rows) > len(CARDS)
+    await sandbox.stop()  # flush the WAL into the file before reading its bytes
+
+    files = b"".join(
+        path.read_bytes()
+        for path in Path(sandbox_config.database_url.split("///", 1)[1]).parent.glob("ledger.db*")
+    )
+    for number in CARDS:
+        assert number not in dump, number
+        assert number.encode() not in files, number
+        assert number[:-4] not in dump  # not even the first digits next to the last 4
+    assert CVC not in dump and CVC.encode() not in files
+
+
+@pytest.mark.parametrize("cvc", ["12", "12345", "abc"])
+async def test_a_malformed_cvc_is_refused(flows: Any, cvc: str) -> None:
+    with pytest.raises(GatewayError) as caught:
+        await flows.gateway.tokenize_card(
+            number="4242424242424242", exp_month=1, exp_year=2031, cvc=cvc
+        )
+    assert caught.value.code == "invalid_cvc"
