@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.core.ids import new_id
 from app.gateways.stripe_form import FormError, decode_form
 from app.sandbox import ledger
 from app.sandbox.app import sandbox_of
@@ -58,9 +59,12 @@ def guarded(handler: Handler) -> Handler:
             delay = sandbox.chaos.latency_seconds()
             if delay:
                 await asyncio.sleep(delay)
-            return await handler(request)
+            response = await handler(request)
         except StripeError as error:
-            return stripe_response(error.status, error.document(), error.headers)
+            response = stripe_response(error.status, error.document(), error.headers)
+        # As Stripe does: an id per request, for the adapter's logs.
+        response.headers["Request-Id"] = new_id("req", 14)
+        return response
 
     return wrapped
 
@@ -90,12 +94,12 @@ async def post(request: Request, operation: PostOperation) -> Response:
         raise internal_error()
     headers: dict[str, str] = {}
     if key is None:
-        async with sandbox.sessionmaker() as session, session.begin():
+        async with sandbox.transaction() as session:
             status, body = await operation(session, ctx, params)
     else:
         digest = request_digest(sandbox.secret, "POST", _relative_path(request), params)
         status, body, replayed = await run_once(
-            sandbox.sessionmaker,
+            sandbox.transaction,
             key=key,
             digest=digest,
             now=ctx.now,
@@ -119,7 +123,7 @@ async def _read(
     request: Request, read: Callable[[AsyncSession, Context], Awaitable[dict[str, Any]]]
 ) -> Response:
     sandbox = sandbox_of(request)
-    async with sandbox.sessionmaker() as session, session.begin():
+    async with sandbox.transaction() as session:
         body = await read(session, sandbox.context(request))
     return stripe_response(200, body)
 
