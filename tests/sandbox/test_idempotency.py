@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from app.core.clock import FrozenClock
+from app.gateways.factory import TimedASGITransport
 from app.gateways.port import GatewayError, OutcomeUnknown, RateLimited
-from app.gateways.stripe import StripeGateway
+from app.gateways.stripe import StripeGateway, default_timeout
 from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
 
@@ -149,6 +150,29 @@ async def test_a_lost_answer_is_reconciled_by_resending(
     resent = await flows.charge(setup, f"ren-{fault}-attempt-1")
     assert resent.status == "succeeded"
     assert [c["id"] for c in await ledger_charges(api)] == [resent.charge_id]
+
+
+async def test_a_hang_after_the_charge_times_out_in_process_too(
+    flows: Any, sandbox: Sandbox, fault_once: Any, api: httpx.AsyncClient
+) -> None:
+    transport = fault_once(TimedASGITransport(app=sandbox.app, raise_app_exceptions=False))
+    adapter = StripeGateway(
+        api_key=API_KEY,
+        base_url="http://sandbox",
+        transport=transport,
+        timeout=default_timeout(read=0.2),
+    )
+    try:
+        setup = await flows.register("4242424242424242", "reg-hang")
+        flows.gateway = adapter
+        transport.fault = "hang_after"  # the sandbox holds the answer for 60 s
+        with pytest.raises(OutcomeUnknown):
+            await flows.charge(setup, "ren-hang-attempt-1")
+        [made] = await ledger_charges(api)
+        resent = await flows.charge(setup, "ren-hang-attempt-1")
+        assert resent.charge_id == made["id"]
+    finally:
+        await adapter.aclose()
 
 
 async def test_rate_limit_answers_429_with_retry_after(

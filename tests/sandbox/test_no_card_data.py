@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,13 @@ from app.sandbox.models import SandboxBase
 CVC = "7391"
 
 
-async def test_no_number_or_cvc_in_the_ledger(
-    flows: Any, sandbox: Sandbox, sandbox_config: SandboxConfig
+async def test_no_number_or_cvc_in_the_ledger_or_the_logs(
+    flows: Any,
+    sandbox: Sandbox,
+    sandbox_config: SandboxConfig,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     for index, number in enumerate(CARDS):
         try:
             setup = await flows.register(number, f"reg-scan-{index}", cvc=CVC)
@@ -36,9 +41,10 @@ async def test_no_number_or_cvc_in_the_ledger(
         for table in SandboxBase.metadata.sorted_tables:
             for row in (await session.execute(select(table))).all():
                 rows.append(json.dumps([str(value) for value in row]))
-    dump = "\n".join(rows)
+    dump = "\n".join(rows) + "\n" + caplog.text
     assert "sandbox_payment_methods" in SandboxBase.metadata.tables
     assert len(rows) > len(CARDS)
+    assert "gateway request" in caplog.text  # the adapter did log, without bodies
     await sandbox.stop()  # flush the WAL into the file before reading its bytes
 
     files = b"".join(
