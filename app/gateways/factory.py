@@ -1,6 +1,6 @@
 """Build the card gateway the settings ask for.
 
-    build_sandbox(settings, clock=…)  → Sandbox | None   (None unless AUTORENEW_SANDBOX_MOUNTED)
+    build_sandbox(settings, clock=…)  → Sandbox | None   (only for gateway=sandbox, mounted)
     build_gateway(settings, sandbox=…, transport=…) → StripeGateway
 
 There is one adapter, `StripeGateway`; only where its requests go differs:
@@ -45,7 +45,9 @@ class TimedASGITransport(httpx.ASGITransport):
 
 
 def build_sandbox(settings: Settings, *, clock: Clock | None = None) -> Sandbox | None:
-    if not settings.sandbox_mounted:
+    # Never beside the real Stripe: a fake gateway open to anyone on a production host would
+    # be a free database to write into, and a confusing one.
+    if not settings.sandbox_mounted or settings.gateway != "sandbox":
         return None
     public_url = settings.public_base_url.rstrip("/") + "/sandbox"
     return Sandbox(SandboxConfig.from_settings(settings, public_url=public_url), clock=clock)

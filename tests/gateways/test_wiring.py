@@ -68,9 +68,9 @@ async def test_unmounted_sandbox_is_reached_by_url(make_app: Callable[..., FastA
 
 
 async def test_factory_targets() -> None:
-    stripe = build_gateway(
-        Settings(gateway="stripe", gateway_api_key=SecretStr("sk_live_abc"), sandbox_mounted=False)
-    )
+    live = Settings(gateway="stripe", gateway_api_key=SecretStr("sk_live_abc"))
+    assert build_sandbox(live) is None  # no sandbox beside the real Stripe
+    stripe = build_gateway(live)
     assert str(stripe._client.base_url) == STRIPE_API_BASE
     assert stripe._client.timeout.read == 30
     await stripe.aclose()
