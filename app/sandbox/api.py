@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.core.ids import new_id
 from app.gateways.stripe_form import FormError, decode_form
-from app.sandbox import ledger
+from app.sandbox import inspection, ledger
 from app.sandbox.app import sandbox_of
 from app.sandbox.challenge import challenge_routes
 from app.sandbox.edge import check_api_key, internal_error
@@ -214,14 +214,14 @@ async def ledger_charges(request: Request) -> Response:
     limit = _limit(request, 1000, 100_000)
 
     async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return {"object": "list", "data": await ledger.list_charges(session, status, limit)}
+        return {"object": "list", "data": await inspection.list_charges(session, status, limit)}
 
     return await _read(request, read)
 
 
 async def ledger_summary(request: Request) -> Response:
     async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return await ledger.summary(session)
+        return await inspection.summary(session)
 
     return await _read(request, read)
 
