@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     # Where browsers reach this service: the 3-D Secure page URL of the mounted sandbox is
     # built from it (`<public_base_url>/sandbox/3ds/...`).
     public_base_url: str = "http://127.0.0.1:8000"
+    # Serve the sandbox at /sandbox (only ever with gateway=sandbox).
     sandbox_mounted: bool = True
     sandbox_database_url: str = DEFAULT_SANDBOX_URL
     # Latency added to each sandbox API call: `fixed`, or `random` (log-normal, this median).
