@@ -168,9 +168,15 @@ def list_query(
 
 
 async def get(
-    session: AsyncSession, renewal_id: str, *, customer_id: str | None = None
+    session: AsyncSession,
+    renewal_id: str,
+    *,
+    customer_id: str | None = None,
+    for_update: bool = False,
 ) -> Renewal | None:
     query = select(Renewal).where(Renewal.id == renewal_id)
     if customer_id is not None:
         query = query.where(Renewal.customer_id == customer_id)
+    if for_update:
+        query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()

@@ -10,6 +10,7 @@ from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
 from app.renewals import presenter, repository
+from app.renewals import service as customer_actions
 from app.renewals.engine import RenewalEngine
 from app.renewals.forecast import forecast
 from app.renewals.models import Renewal
@@ -65,6 +66,19 @@ async def get_my_renewal(renewal_id: str, session: SessionDep, caller: CallerDep
     renewal = await repository.get(session, renewal_id, customer_id=caller.customer_id)
     if renewal is None:
         raise NotFound("No such renewal.", code="renewal_not_found")
+    return (await presenter.many(session, [renewal]))[0]
+
+
+@router.post(
+    "/renewals/{renewal_id}/retry",
+    response_model=RenewalOut,
+    summary="Try a renewal again after authenticating or changing the payment method",
+    responses=problem_responses(401, 404, 409),
+)
+async def retry_my_renewal(
+    renewal_id: str, session: SessionDep, caller: CallerDep, clock: ClockDep
+) -> RenewalOut:
+    renewal = await customer_actions.retry(session, caller.customer_id, renewal_id, now=clock.now())
     return (await presenter.many(session, [renewal]))[0]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -337,3 +339,43 @@ async def test_a_failed_charge_is_announced_each_time(
     clock.advance(timedelta(days=1))
     await renewer.sweep()
     assert await event_types(session) == ["renewal.failed", "renewal.failed"]
+
+
+async def test_the_customer_retries_after_fixing_the_method(
+    session: AsyncSession,
+    clock: FrozenClock,
+    renewer: RenewalEngine,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "requires_action"
+    me = auth("cus_1")
+
+    other = await factories.card_method(session, "cus_1", now=clock.now())
+    await session.commit()
+    assigned = await client.put(
+        f"/v1/services/{service.id}/payment-method",
+        json={"payment_method_id": other.id},
+        headers=me,
+    )
+    assert assigned.status_code == 200
+    retried = await client.post(f"/v1/renewals/{renewal.id}/retry", headers=me)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "scheduled"
+    again = await client.post(f"/v1/renewals/{renewal.id}/retry", headers=me)
+    assert again.status_code == 409
+    assert (
+        await client.post(f"/v1/renewals/{renewal.id}/retry", headers=auth("cus_2"))
+    ).status_code == 404
+
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "succeeded"
+    assert [a.status for a in await attempts(session, renewal.id)] == [
+        "requires_action",
+        "succeeded",
+    ]
