@@ -364,20 +364,15 @@ class RenewalEngine:
     ) -> None:
         now = self.clock.now()
         async with transaction(self.sessionmaker) as session:
-            renewal = await repository.lock_renewal(session, job.renewal_id)
-            attempt = await session.get(RenewalAttempt, job.attempt_id, with_for_update=True)
-            if (
-                renewal.lease_owner != self.worker
-                or attempt is None
-                or attempt.status != "processing"
-            ):
+            renewal, attempt, service = await repository.lock_for_settlement(
+                session, job.renewal_id, job.attempt_id
+            )
+            if renewal.lease_owner != self.worker or attempt.status != "processing":
                 # Our lease ran out and another worker took the renewal over: its answer wins.
                 return
             if job.reconcile:
                 attempt.reconciled = True
                 summary.reconciled += 1
-            service = await session.get(Service, renewal.service_id, with_for_update=True)
-            assert service is not None
             before = Before.of(renewal, service)
             self._apply(renewal, attempt, service, outcome, now, summary)
             await emit_transition(session, renewal, service, before, now)

@@ -114,9 +114,19 @@ async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
     return {method.id: method for method in rows.scalars()}
 
 
-async def lock_renewal(session: AsyncSession, renewal_id: str) -> Renewal:
-    query = select(Renewal).where(Renewal.id == renewal_id).with_for_update()
-    return (await session.execute(query)).scalar_one()
+async def lock_for_settlement(
+    session: AsyncSession, renewal_id: str, attempt_id: str
+) -> tuple[Renewal, RenewalAttempt, Service]:
+    """The renewal, the attempt being settled and the service, locked in one round trip."""
+    query = (
+        select(Renewal, RenewalAttempt, Service)
+        .join(RenewalAttempt, RenewalAttempt.renewal_id == Renewal.id)
+        .join(Service, Service.id == Renewal.service_id)
+        .where(Renewal.id == renewal_id, RenewalAttempt.id == attempt_id)
+        .with_for_update()
+    )
+    row = (await session.execute(query)).one()
+    return row[0], row[1], row[2]
 
 
 async def open_attempt(session: AsyncSession, renewal_id: str) -> RenewalAttempt | None:
