@@ -5,17 +5,19 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import FrozenClock
 from app.events.models import Event
 from tests.payment_methods.factories import IBAN_ES, sepa_body
 
 Auth = Callable[..., dict[str, str]]
+T = TypeVar("T")
 
 
 async def sepa_customer(
@@ -40,13 +42,36 @@ async def sepa_customer(
         headers=me,
     )
     assert validated.status_code == 200, validated.text
+    service = await paid_service(
+        client,
+        auth,
+        now + expires_in,
+        method_id,
+        customer=customer,
+        service_id=service_id,
+        amount=amount,
+    )
+    return {"method_id": method_id, "service": service}
+
+
+async def paid_service(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    expires_at: datetime,
+    method_id: str,
+    *,
+    customer: str = "cus_1",
+    service_id: str = "host-1",
+    amount: int = 1299,
+) -> dict[str, Any]:
+    """An auto-renewing yearly EUR service, paid by `method_id`."""
     service = await client.put(
         f"/v1/admin/services/{service_id}",
         json={
             "customer_id": customer,
             "kind": "hosting",
             "name": "Hosting Pro",
-            "expires_at": (now + expires_in).isoformat(),
+            "expires_at": expires_at.isoformat(),
             "period_months": 12,
             "price": {"amount": amount, "currency": "EUR"},
             "auto_renew": True,
@@ -57,10 +82,11 @@ async def sepa_customer(
     assigned = await client.put(
         f"/v1/services/{service_id}/payment-method",
         json={"payment_method_id": method_id},
-        headers=me,
+        headers=auth(customer),
     )
     assert assigned.status_code == 200, assigned.text
-    return {"method_id": method_id, "service": assigned.json()}
+    body: dict[str, Any] = assigned.json()
+    return body
 
 
 async def sweep(client: httpx.AsyncClient, auth: Auth) -> dict[str, Any]:
@@ -117,3 +143,24 @@ async def post_returns(
 async def events_of(session: AsyncSession, type_: str) -> list[Event]:
     query = select(Event).where(Event.type == type_).order_by(Event.created_at, Event.sequence)
     return list((await session.execute(query.execution_options(populate_existing=True))).scalars())
+
+
+async def fresh(session: AsyncSession, model: type[T], **where: object) -> list[T]:
+    """Rows of `model` as the database has them now (not as the session cached them)."""
+    query = select(model).filter_by(**where).execution_options(populate_existing=True)
+    return list((await session.execute(query)).scalars())
+
+
+async def collected(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, schema: str | None = None
+) -> dict[str, Any]:
+    """Up to a submitted batch: the customer's renewal counts as collected."""
+    setup = await sepa_customer(client, auth, clock.now())
+    await sweep(client, auth)
+    clock.set(datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
+    extra = {"schema": schema} if schema else {}
+    batch = await create_batch(client, auth, date(2026, 12, 8), **extra)
+    assert batch.status_code == 201, batch.text
+    submitted = await submit(client, auth, batch.json()["id"])
+    assert submitted.status_code == 200, submitted.text
+    return {**setup, "batch": submitted.json()}

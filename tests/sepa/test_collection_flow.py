@@ -18,9 +18,11 @@ from app.services.models import Service
 from tests.payment_methods.factories import IBAN_ES_ELECTRONIC
 from tests.sepa.flow import (
     Auth,
+    collected,
     collections,
     create_batch,
     events_of,
+    fresh,
     post_returns,
     returns_csv,
     sepa_customer,
@@ -30,26 +32,6 @@ from tests.sepa.flow import (
 
 EXPIRES = datetime(2026, 12, 15, 9, 0, tzinfo=UTC)  # T0 + 21 days
 COLLECTION_DAY = date(2026, 12, 8)  # T0 + 14 days, a Tuesday
-
-
-async def fresh(session: AsyncSession, model: type, **where: object) -> list:  # type: ignore[type-arg]
-    query = select(model).filter_by(**where).execution_options(populate_existing=True)
-    return list((await session.execute(query)).scalars())
-
-
-async def collected(
-    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, schema: str | None = None
-) -> dict[str, object]:
-    """Up to a submitted batch: the customer's renewal counts as collected."""
-    setup = await sepa_customer(client, auth, clock.now())
-    await sweep(client, auth)
-    clock.set(datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
-    extra = {"schema": schema} if schema else {}
-    batch = await create_batch(client, auth, COLLECTION_DAY, **extra)
-    assert batch.status_code == 201, batch.text
-    submitted = await submit(client, auth, batch.json()["id"])
-    assert submitted.status_code == 200, submitted.text
-    return {**setup, "batch": submitted.json()}
 
 
 async def test_sweep_prenotifies_then_batch_file_submit_extends(
