@@ -222,10 +222,11 @@ async def sepa_export(args: argparse.Namespace, clock: Clock) -> tuple[str, byte
     """Create the batch for `args.date` (as the admin API does): its id and file."""
     from app.core.crypto import cipher_from_settings
     from app.core.database import create_engine, create_sessionmaker, transaction
-    from app.sepa.batches import create_batch
+    from app.sepa.batches import create_batch, file_of
     from app.sepa.pain008 import Pain008Schema
 
     settings = get_settings()
+    cipher = cipher_from_settings(settings)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(create_sessionmaker(engine)) as session:
@@ -234,10 +235,10 @@ async def sepa_export(args: argparse.Namespace, clock: Clock) -> tuple[str, byte
                 collection_date=args.date,
                 schema=Pain008Schema(args.schema),
                 settings=settings,
-                cipher=cipher_from_settings(settings),
+                cipher=cipher,
                 now=clock.now(),
             )
-            content, batch_id = batch.content, batch.id
+            content, batch_id = file_of(batch, cipher), batch.id
     finally:
         await engine.dispose()
     return batch_id, content

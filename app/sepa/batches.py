@@ -20,7 +20,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.crypto import FieldCipher
+from app.core.crypto import FieldCipher, Sealed
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import Settings
@@ -57,6 +57,12 @@ async def get(session: AsyncSession, batch_id: str) -> SepaBatch:
     if batch is None:
         raise _not_found()
     return batch
+
+
+def file_of(batch: SepaBatch, cipher: FieldCipher) -> bytes:
+    """The pain.008 file in clear, for the bank only. Never log it."""
+    sealed = Sealed(batch.content_key_id, batch.content)
+    return cipher.open(sealed, associated_data=batch.id.encode()).encode("utf-8")
 
 
 def _why_not(
@@ -142,8 +148,10 @@ async def create_batch(
         )
     creditor = creditor_of(settings)
     built = pain008.build_pain008(creditor, items, created_at=now, schema=schema)
+    batch_id = new_id("sepab")
+    sealed = cipher.seal(built.content.decode("utf-8"), associated_data=batch_id.encode())
     batch = SepaBatch(
-        id=new_id("sepab"),
+        id=batch_id,
         creditor_id=creditor.creditor_id,
         creditor_name=settings.sepa_creditor_name,
         creditor_iban_masked=mask(creditor.iban),
@@ -153,7 +161,8 @@ async def create_batch(
         number_of_transactions=built.number_of_transactions,
         control_sum=built.control_sum_cents,
         currency="EUR",
-        content=built.content,
+        content=sealed.data,
+        content_key_id=sealed.key_id,
         sha256=hashlib.sha256(built.content).hexdigest(),
         status="created",
         created_at=now,

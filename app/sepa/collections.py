@@ -313,6 +313,5 @@ async def _settle(
             collection.status, collection.settled_at, collection.updated_at = "settled", now, now
         summary.settled += len(settled)
         await session.flush()
-        batch_ids = [c.batch_id for c in settled if c.batch_id]
-        for batch in await repository.batches_fully_settled(session, batch_ids):
+        for batch in await repository.batches_to_settle(session, collected_by=collected_by):
             batch.status, batch.settled_at = "settled", now

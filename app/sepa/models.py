@@ -95,7 +95,10 @@ class SepaBatch(Base):
     number_of_transactions: Mapped[int]
     control_sum: Mapped[int]  # cents
     currency: Mapped[str] = mapped_column(String(3))
+    # The file names every debtor's IBAN: sealed like the IBANs themselves (AES-GCM, the
+    # batch id as associated data); `sha256` is of the clear file as served.
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    content_key_id: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -129,10 +129,8 @@ async def of_batch(session: AsyncSession, batch_id: str) -> list[SepaCollection]
     return list((await session.execute(query)).scalars())
 
 
-async def batches_fully_settled(session: AsyncSession, batch_ids: Sequence[str]) -> list[SepaBatch]:
-    """Submitted batches among `batch_ids` none of whose collections is still open."""
-    if not batch_ids:
-        return []
+async def batches_to_settle(session: AsyncSession, *, collected_by: date) -> list[SepaBatch]:
+    """Submitted batches past their return window, none of whose collections is still open."""
     still_open = (
         select(SepaCollection.id)
         .where(
@@ -142,7 +140,7 @@ async def batches_fully_settled(session: AsyncSession, batch_ids: Sequence[str])
         .exists()
     )
     query = select(SepaBatch).where(
-        SepaBatch.id.in_(set(batch_ids)), SepaBatch.status == "submitted", ~still_open
+        SepaBatch.status == "submitted", SepaBatch.collection_date <= collected_by, ~still_open
     )
     return list((await session.execute(query)).scalars())
 

@@ -92,10 +92,12 @@ FILE_RESPONSE: dict[int | str, dict[str, Any]] = {
     summary="Download the pain.008 file",
     responses={**FILE_RESPONSE, **problem_responses(401, 403, 404)},
 )
-async def download_batch_file(batch_id: BatchId, session: SessionDep, _admin: AdminDep) -> Response:
+async def download_batch_file(
+    batch_id: BatchId, session: SessionDep, _admin: AdminDep, cipher: CipherDep
+) -> Response:
     batch = await batches.get(session, batch_id)
     return Response(
-        batch.content,
+        batches.file_of(batch, cipher),
         media_type="application/xml",
         headers={"Content-Disposition": f'attachment; filename="{batch.message_id}.xml"'},
     )

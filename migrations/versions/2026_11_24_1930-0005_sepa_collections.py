@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("control_sum", sa.Integer(), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("content_key_id", sa.String(32), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),

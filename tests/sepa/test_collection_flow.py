@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import FrozenClock
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
-from app.sepa.models import SepaCollection, SepaReturn, SepaReturnFile
+from app.sepa.models import SepaBatch, SepaCollection, SepaReturn, SepaReturnFile
 from app.sepa.pain008 import Pain008Schema, validate_pain008
 from app.services.models import Service
 from tests.payment_methods.factories import IBAN_ES_ELECTRONIC
@@ -77,6 +78,9 @@ async def test_sweep_prenotifies_then_batch_file_submit_extends(
     assert file.headers["content-type"] == "application/xml"
     assert validate_pain008(file.content, Pain008Schema.V08) == []
     assert IBAN_ES_ELECTRONIC.encode() in file.content
+    [stored] = await fresh(session, SepaBatch, id=batch["id"])
+    assert IBAN_ES_ELECTRONIC.encode() not in stored.content  # sealed at rest like the IBAN
+    assert hashlib.sha256(file.content).hexdigest() == batch["sha256"]
     assert collection["end_to_end_id"].encode() in file.content
     assert b"<CtrlSum>12.99</CtrlSum>" in file.content
     listed = await client.get("/v1/admin/sepa/batches?status=created", headers=admin)

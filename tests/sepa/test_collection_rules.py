@@ -223,3 +223,40 @@ def test_cli_export_reports_a_refused_date(
     assert "collection_date_not_business_day" in capsys.readouterr().err
     assert not out.exists()
     get_settings.cache_clear()
+
+
+async def test_a_collection_no_longer_due_is_left_out_of_the_file(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, session: AsyncSession
+) -> None:
+    await sepa_customer(client, auth, clock.now())
+    await sepa_customer(client, auth, clock.now(), customer="cus_2", service_id="b", iban=IBAN_DE)
+    await sweep(client, auth)
+    assert len(await collections(client, auth, status="pending")) == 2
+    cancelled = await client.delete("/v1/admin/services/b", headers=auth("ops", admin=True))
+    assert cancelled.status_code in (200, 204)
+    clock.set(datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
+    batch = await create_batch(client, auth, date(2026, 12, 8))
+    assert batch.status_code == 201
+    assert [c["service_id"] for c in batch.json()["collections"]] == ["host-1"]
+    [left_out] = await collections(client, auth, status="canceled")
+    assert (left_out["service_id"], left_out["cancel_reason"]) == ("b", "service_not_renewing")
+    await sweep(client, auth)
+    [renewal] = await fresh(session, Renewal, service_id="b")
+    assert (renewal.status, renewal.failure_code) == ("canceled", "service_cancelled")
+    assert len(await events_of(session, "renewal.canceled")) == 1
+
+
+async def test_creating_a_batch_twice_with_one_idempotency_key_makes_one(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock
+) -> None:
+    await sepa_customer(client, auth, clock.now())
+    await sweep(client, auth)
+    clock.set(datetime(2026, 12, 4, 10, 0, tzinfo=UTC))
+    headers = {**auth("ops", admin=True), "Idempotency-Key": "batch-2026-12-08"}
+    body = {"collection_date": "2026-12-08"}
+    first = await client.post("/v1/admin/sepa/batches", json=body, headers=headers)
+    second = await client.post("/v1/admin/sepa/batches", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["id"] == second.json()["id"]
+    listed = await client.get("/v1/admin/sepa/batches", headers=auth("ops", admin=True))
+    assert len(listed.json()["data"]) == 1
