@@ -265,10 +265,12 @@ async def close_attempt(
     status: str,
     now: datetime,
     code: str | None = None,
+    reason_code: str | None = None,
 ) -> None:
     attempt = await repository.attempt_of(session, collection)
     if attempt is not None:
         attempt.status, attempt.failure_code, attempt.finished_at = status, code, now
+        attempt.decline_code = reason_code  # the bank's ISO reason code, as given
 
 
 async def cancel_collection(

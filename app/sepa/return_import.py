@@ -199,11 +199,11 @@ async def apply_return(
     code = record.reason_code
     collection.status, collection.return_reason_code = "returned", code
     collection.returned_at = collection.updated_at = now
-    await close_attempt(session, collection, "failed", now, code)
+    failure = f"sepa_return_{code.lower()}"
+    await close_attempt(session, collection, "failed", now, failure, reason_code=code)
     renewal, service = await repository.lock_renewal_and_service(session, collection.renewal_id)
     before = Before.of(renewal, service)
     await _reverse(session, renewal, service, code, now)
-    failure = f"sepa_return_{code.lower()}"
     action = classify(code)
     if record.source == "pain.002" and collection.sequence_type == SequenceType.FIRST.value:
         await _first_again(session, collection)

@@ -128,6 +128,12 @@ async def test_an_am04_return_reverses_and_schedules_a_retry_once(
     assert renewal.status == "scheduled"
     assert renewal.failure_code == "sepa_return_am04"
     assert renewal.next_attempt_at == clock.now() + timedelta(days=1)
+    [attempt] = await fresh(session, RenewalAttempt, renewal_id=renewal.id)
+    assert (attempt.status, attempt.failure_code, attempt.decline_code) == (
+        "failed",
+        "sepa_return_am04",
+        "AM04",
+    )
     [reversed_event] = await events_of(session, "service.renewal_reversed")
     assert reversed_event.data["expires_at"].startswith("2026-12-15")
     [row] = await collections(client, auth)

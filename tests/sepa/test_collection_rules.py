@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -260,3 +261,18 @@ async def test_creating_a_batch_twice_with_one_idempotency_key_makes_one(
     assert first.json()["id"] == second.json()["id"]
     listed = await client.get("/v1/admin/sepa/batches", headers=auth("ops", admin=True))
     assert len(listed.json()["data"]) == 1
+
+
+async def test_a_camt054_notification_is_matched_by_end_to_end_id(
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, session: AsyncSession
+) -> None:
+    setup = await collected(client, auth, clock)
+    [collection] = await collections(client, auth)
+    sample = (Path(__file__).parent / "samples" / "camt.054.001.08.xml").read_bytes()
+    body = sample.replace(b"ren-0301", collection["end_to_end_id"].encode())
+    imported = await post_returns(client, auth, body, "application/xml")
+    assert imported.status_code == 201, imported.text
+    result = imported.json()
+    assert (result["format"], result["applied"], result["unmatched"]) == ("camt.054.001.08", 1, 1)
+    [method] = await fresh(session, PaymentMethod, id=setup["method_id"])
+    assert (method.status, method.failure_code) == ("failed", "sepa_return_ms02")
