@@ -29,6 +29,7 @@ def test_production_with_safe_settings_starts() -> None:
         ({"sepa_creditor_id": Settings().sepa_creditor_id}, "SEPA_CREDITOR_ID"),
         ({"sepa_creditor_iban": Settings().sepa_creditor_iban}, "SEPA_CREDITOR_IBAN"),
         ({"sepa_creditor_iban": "DE00370400440532013000"}, "not a valid IBAN"),
+        ({"sepa_creditor_bic": "NOTABIC"}, "not a valid BIC"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:

@@ -258,6 +258,8 @@ class Settings(BaseSettings):
             problems.append(f"AUTORENEW_SEPA_CREDITOR_ID {problem}")
         if not check_iban(self.sepa_creditor_iban).valid:
             problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is not a valid IBAN")
+        if self.sepa_creditor_bic is not None and not _valid_bic(self.sepa_creditor_bic):
+            problems.append("AUTORENEW_SEPA_CREDITOR_BIC is not a valid BIC")
         name, rejected = to_sepa_text(self.sepa_creditor_name)
         if not name or len(name) > 70 or rejected:
             problems.append(
@@ -267,6 +269,17 @@ class Settings(BaseSettings):
             if problem := network_problem(proxy):
                 problems.append(f"AUTORENEW_TRUSTED_PROXIES: {proxy!r} {problem}")
         return problems
+
+
+def _valid_bic(value: str) -> bool:
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        BIC(value)
+    except SchwiftyException:
+        return False
+    return True
 
 
 @lru_cache

@@ -24,9 +24,11 @@ customer to accept a new mandate or pick another method.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,6 +54,10 @@ from app.services.models import Service
 log = logging.getLogger("autorenew.sepa")
 
 PAGE = 200
+# SQLite takes no row locks: two passes in one process would plan the same collection.
+_cycle_locks: WeakKeyDictionary[async_sessionmaker[AsyncSession], asyncio.Lock] = (
+    WeakKeyDictionary()
+)
 
 
 @dataclass
@@ -67,7 +73,19 @@ class CycleSummary:
 async def run_cycle(
     sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings
 ) -> CycleSummary:
-    """One pass: pre-notify due SEPA renewals, release missed collections, settle."""
+    """One pass: pre-notify due SEPA renewals, release missed collections, settle.
+
+    Passes of one process (the job and the end of a sweep) take turns; replicas sharing a
+    PostgreSQL database skip each other's locked rows instead.
+    """
+    lock = _cycle_locks.setdefault(sessionmaker, asyncio.Lock())
+    async with lock:
+        return await _run_cycle(sessionmaker, clock, settings)
+
+
+async def _run_cycle(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings
+) -> CycleSummary:
     summary = CycleSummary()
     await _release_missed(sessionmaker, clock, summary)
     while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,15 +13,19 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.cli import main, sepa_export
 from app.core.clock import FrozenClock
-from app.core.settings import get_settings
+from app.core.database import create_sessionmaker
+from app.core.settings import Settings, get_settings
 from app.payment_methods.models import Mandate, PaymentMethod
+from app.renewals.engine import RenewalEngine
 from app.renewals.models import Renewal
+from app.sepa.collections import run_cycle
 from app.sepa.pain008 import Pain008Schema, validate_pain008
 from tests.payment_methods.factories import IBAN_DE
+from tests.renewals.fake_gateway import FakeGateway
 from tests.sepa.flow import (
     Auth,
     collected,
@@ -276,3 +281,28 @@ async def test_a_camt054_notification_is_matched_by_end_to_end_id(
     assert (result["format"], result["applied"], result["unmatched"]) == ("camt.054.001.08", 1, 1)
     [method] = await fresh(session, PaymentMethod, id=setup["method_id"])
     assert (method.status, method.failure_code) == ("failed", "sepa_return_ms02")
+
+
+async def test_concurrent_cycles_prenotify_once(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    clock: FrozenClock,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    backend: str,
+    engine: AsyncEngine,
+) -> None:
+    await sepa_customer(client, auth, clock.now())
+    renewer = RenewalEngine(sessionmaker, FakeGateway(), clock, settings)
+    await renewer.plan()
+    # On PostgreSQL four "replicas" (sessionmakers of their own) race on row locks; SQLite
+    # runs one replica, whose passes take turns.
+    makers = (
+        [create_sessionmaker(engine) for _ in range(4)]
+        if backend == "postgresql"
+        else [sessionmaker] * 4
+    )
+    await asyncio.gather(*(run_cycle(maker, clock, settings) for maker in makers))
+    assert len(await collections(client, auth)) == 1
+    assert len(await events_of(session, "renewal.upcoming")) == 1
