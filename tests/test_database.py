@@ -44,3 +44,21 @@ async def test_naive_timestamps_are_refused(engine: AsyncEngine, stamp_table: Ta
     with pytest.raises(StatementError, match="naive datetime"):
         async with engine.begin() as connection:
             await connection.execute(stamp_table.insert().values(id=2, at=datetime(2027, 1, 1)))
+
+
+async def test_a_rolled_back_savepoint_leaves_nothing(
+    engine: AsyncEngine, stamp_table: Table
+) -> None:
+    # On SQLite a SAVEPOINT issued before any other write used to commit on release.
+    from datetime import UTC, datetime
+
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        async with connection.begin_nested():
+            await connection.execute(
+                stamp_table.insert().values(id=3, at=datetime(2027, 1, 1, tzinfo=UTC))
+            )
+        await transaction.rollback()
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(stamp_table.c.id))).all()
+    assert rows == []

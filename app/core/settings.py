@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     renewal_concurrency: int = Field(default=8, ge=1, le=256)
     # A claimed renewal's lease: longer than a gateway call with its timeouts, so a live
     # worker is never taken over; a dead worker's renewals are reconciled after it.
-    renewal_lease_seconds: int = Field(default=120, ge=5)
+    renewal_lease_seconds: int = Field(default=120, ge=2)
     dunning_schedule_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     renewal_grace_days: int = Field(default=0, ge=0, le=60)
     # Stripe keeps idempotency keys for at least 24 hours; within that window a lost answer
@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     # Where browsers reach this service: the 3-D Secure page URL of the mounted sandbox is
     # built from it (`<public_base_url>/sandbox/3ds/...`).
     public_base_url: str = "http://127.0.0.1:8000"
+    # Serve the sandbox at /sandbox (only ever with gateway=sandbox).
     sandbox_mounted: bool = True
     sandbox_database_url: str = DEFAULT_SANDBOX_URL
     # Latency added to each sandbox API call: `fixed`, or `random` (log-normal, this median).
@@ -232,6 +233,13 @@ class Settings(BaseSettings):
             problems.append(
                 f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
                 f"for the pre-notification and the bank's lead: it needs at least {sepa_needs}"
+            )
+        if self.renewal_lease_seconds <= self.gateway_connect_timeout_seconds + (
+            self.gateway_timeout_seconds
+        ):
+            problems.append(
+                "AUTORENEW_RENEWAL_LEASE_SECONDS must outlast a gateway call "
+                "(connect + read timeout), or a live worker's renewal would be taken over"
             )
         problems.extend(self._sepa_problems())
         if problems:

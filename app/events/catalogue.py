@@ -165,5 +165,11 @@ def document_webhooks(app: FastAPI) -> None:
             tags=["webhooks"],
             status_code=200,
             response_class=Response,
-            responses={200: {"description": "Received; any 2xx stops the retries."}},
+            responses={
+                200: {"description": "Received; any 2xx stops the retries."},
+                "default": {
+                    "description": "Any other answer, or none within the timeout: retried "
+                    "with exponential backoff, then dead-lettered."
+                },
+            },
         )

@@ -11,7 +11,6 @@ three days) is over; then the delivery is dead-lettered until someone redelivers
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -38,7 +37,6 @@ from app.events.models import Event, WebhookAttempt, WebhookEndpoint
 from app.events.secrets import unseal
 
 log = logging.getLogger("autorenew.webhooks")
-_CLAIM_LOCK = asyncio.Lock()
 
 WEBHOOK_ATTEMPTS = Counter(
     "autorenew_webhook_attempts_total",
@@ -134,10 +132,7 @@ class Dispatcher:
         summary = DispatchSummary()
         now = self.clock.now()
         token = new_id("lease", 16)
-        # SQLite has no row locks: two passes in this process (the scheduled one and a
-        # manual one) would both try to write their claim and one would fail. Take turns.
-        turn = _CLAIM_LOCK if self.settings.is_sqlite else contextlib.nullcontext()
-        async with turn, transaction(self.sessionmaker) as session:
+        async with transaction(self.sessionmaker) as session:
             claimed = await repo.claim_due_deliveries(
                 session,
                 now=now,
@@ -160,15 +155,25 @@ class Dispatcher:
                     result = await self._send(client, item)
                 await self._record(item, result, summary)
 
-            await asyncio.gather(*(deliver(item) for item in claimed))
+            outcomes = await asyncio.gather(
+                *(deliver(item) for item in claimed), return_exceptions=True
+            )
+        for outcome in outcomes:
+            # One broken delivery must not stop the others; its lease brings it back.
+            if isinstance(outcome, BaseException):
+                log.error("webhook delivery failed to record", exc_info=outcome)
         return summary
 
     async def _send(self, client: httpx.AsyncClient, item: repo.ClaimedDelivery) -> SendResult:
         now = self.clock.now()
         body = event_body(item.event)
-        headers = signed_headers(
-            item.event.id, body, signing_secrets(item.endpoint, self.settings, now), now
-        )
+        try:
+            secrets = signing_secrets(item.endpoint, self.settings, now)
+        except Exception as exc:
+            # E.g. the encryption key changed under a sealed secret: an attempt on record
+            # that an operator can see, rather than a pass that crashes every time.
+            return SendResult(None, 0, None, f"cannot sign: {type(exc).__name__}")
+        headers = signed_headers(item.event.id, body, secrets, now)
         started = time.perf_counter()
 
         def elapsed() -> int:
@@ -191,7 +196,8 @@ class Dispatcher:
         except httpx.TimeoutException as exc:
             return SendResult(None, elapsed(), None, f"timeout: {type(exc).__name__}")
         except (httpx.HTTPError, OSError, ValueError) as exc:
-            return SendResult(None, elapsed(), None, f"{type(exc).__name__}: {exc}"[:500])
+            error = f"{type(exc).__name__}: {exc}".replace("\x00", "")
+            return SendResult(None, elapsed(), None, error[:500])
 
     async def _refuse_private_address(self, url: str) -> None:
         # Checked again at send time: a public name may since resolve to a private address.
@@ -275,7 +281,8 @@ async def _read_some(response: httpx.Response, limit: int) -> str | None:
         chunks.extend(chunk)
         if len(chunks) >= limit:
             break
-    return bytes(chunks[:limit]).decode("utf-8", errors="replace")
+    # PostgreSQL text cannot hold NUL; a receiver's bytes must not break the attempt log.
+    return bytes(chunks[:limit]).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 async def dispatch_events(context: JobContext) -> DispatchSummary:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from app.core.deps import AdminDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import problem_responses
 from app.events import endpoints
 from app.events.schemas import (
+    DeliveryList,
+    DeliveryOut,
+    RedeliveredOut,
     RotateSecretIn,
     WebhookEndpointIn,
     WebhookEndpointList,
@@ -65,6 +69,7 @@ async def list_endpoints(session: SessionDep, _admin: AdminDep) -> WebhookEndpoi
 @router.get(
     "/{endpoint_id}",
     response_model=WebhookEndpointOut,
+    summary="One endpoint (never its secret)",
     responses=problem_responses(401, 403, 404),
 )
 async def get_endpoint(
@@ -133,3 +138,34 @@ async def rotate_secret(
         session, settings, endpoint_id, now=clock.now(), overlap=overlap
     )
     return _with_secret(WebhookEndpointOut.of(endpoint), secret)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries",
+    response_model=DeliveryList,
+    summary="What the endpoint was sent, newest first (status=dead: the dead letters)",
+    responses=problem_responses(401, 403, 404),
+)
+async def list_deliveries(
+    endpoint_id: str,
+    session: SessionDep,
+    _admin: AdminDep,
+    status: Literal["pending", "succeeded", "dead"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> DeliveryList:
+    found = await endpoints.deliveries(session, endpoint_id, status=status, limit=limit)
+    return DeliveryList(data=[DeliveryOut.of(delivery, attempts) for delivery, attempts in found])
+
+
+@router.post(
+    "/{endpoint_id}/redeliver-dead",
+    response_model=RedeliveredOut,
+    status_code=202,
+    summary="Send every dead-lettered delivery of this endpoint again",
+    responses=problem_responses(401, 403, 404),
+)
+async def redeliver_dead(
+    endpoint_id: str, session: SessionDep, _admin: AdminDep, clock: ClockDep
+) -> RedeliveredOut:
+    count = await endpoints.redeliver_dead(session, endpoint_id, now=clock.now())
+    return RedeliveredOut(redelivered=count)

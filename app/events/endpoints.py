@@ -20,7 +20,7 @@ from app.core.ids import new_id
 from app.core.settings import Settings
 from app.events import repository as repo
 from app.events.catalogue import CATALOGUE
-from app.events.models import WebhookEndpoint
+from app.events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.secrets import generate_secret, seal
 
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
@@ -171,3 +171,19 @@ async def rotate_secret(
 
 async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
     return await repo.list_endpoints(session)
+
+
+async def deliveries(
+    session: AsyncSession, endpoint_id: str, *, status: str | None, limit: int
+) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    """What an endpoint was sent, newest first: the dead-letter view with `status="dead"`."""
+    await get_endpoint(session, endpoint_id)
+    found = await repo.deliveries_for_endpoint(session, endpoint_id, status, limit)
+    attempts = await repo.attempts_for(session, [delivery.id for delivery in found])
+    return [(delivery, attempts[delivery.id]) for delivery in found]
+
+
+async def redeliver_dead(session: AsyncSession, endpoint_id: str, *, now: datetime) -> int:
+    """After a receiver's long outage: every dead delivery is due again, with a new window."""
+    await get_endpoint(session, endpoint_id)
+    return await repo.revive_dead_deliveries(session, endpoint_id, now)

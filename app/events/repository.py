@@ -163,14 +163,15 @@ async def claim_due_deliveries(
 ) -> list[ClaimedDelivery]:
     """Lease up to `limit` due deliveries to this dispatcher.
 
-    SKIP LOCKED lets replicas claim disjoint batches without waiting on each other (SQLite
-    has a single writer and no row locks; one replica is assumed there). The lease is the
-    pushed-back `next_attempt_at`: if the claimer dies before recording an outcome, the
-    delivery is simply due again when the lease runs out.
+    One UPDATE whose subquery picks the rows: on PostgreSQL the subquery's FOR UPDATE SKIP
+    LOCKED lets replicas claim disjoint batches without waiting on each other; on SQLite
+    (one replica) starting with a write takes the database's write lock up front, so a
+    concurrent writer cannot invalidate a read made earlier in this transaction. The lease
+    is the pushed-back `next_attempt_at`: if the claimer dies before recording an outcome,
+    the delivery is simply due again when the lease runs out.
     """
-    query = (
-        select(WebhookDelivery, Event, WebhookEndpoint)
-        .join(Event, Event.id == WebhookDelivery.event_id)
+    due = (
+        select(WebhookDelivery.id)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
         .where(
             WebhookDelivery.status == "pending",
@@ -181,18 +182,24 @@ async def claim_due_deliveries(
         .limit(limit)
         .with_for_update(skip_locked=True, of=WebhookDelivery)
     )
-    claimed = []
-    for delivery, event, endpoint in (await session.execute(query)).tuples():
-        delivery.next_attempt_at = lease_until
-        delivery.lease_token = token
-        delivery.updated_at = now
-        claimed.append(
-            ClaimedDelivery(
-                delivery.id, token, delivery.attempt_count, delivery.retry_from, event, endpoint
-            )
+    await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(due))
+        .values(next_attempt_at=lease_until, lease_token=token, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = (
+        select(WebhookDelivery, Event, WebhookEndpoint)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.lease_token == token)
+    )
+    return [
+        ClaimedDelivery(
+            delivery.id, token, delivery.attempt_count, delivery.retry_from, event, endpoint
         )
-    await session.flush()
-    return claimed
+        for delivery, event, endpoint in (await session.execute(claimed)).tuples()
+    ]
 
 
 async def settle_delivery(
@@ -214,6 +221,27 @@ async def deliveries_for_event(session: AsyncSession, event_id: str) -> list[Web
         .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
     )
     return list((await session.scalars(query)).all())
+
+
+async def deliveries_for_endpoint(
+    session: AsyncSession, endpoint_id: str, status: str | None, limit: int
+) -> list[WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(WebhookDelivery.status == status)
+    query = query.order_by(WebhookDelivery.updated_at.desc(), WebhookDelivery.id.desc())
+    return list((await session.scalars(query.limit(limit))).all())
+
+
+async def revive_dead_deliveries(session: AsyncSession, endpoint_id: str, now: datetime) -> int:
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "dead")
+        .values(
+            status="pending", next_attempt_at=now, retry_from=now, lease_token=None, updated_at=now
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 async def attempts_for(

@@ -30,6 +30,10 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="From `next_cursor`.")]
+ResourceType = Annotated[
+    str | None, Query(max_length=40, description="payment_method, renewal, service, sepa_batch")
+]
+ResourceId = Annotated[str | None, Query(max_length=128)]
 Types = Annotated[
     list[str] | None,
     Query(alias="type", description=f"Event types (repeatable): {', '.join(EVENT_TYPES)}."),
@@ -46,11 +50,14 @@ async def list_my_events(
     session: SessionDep,
     caller: CallerDep,
     types: Types = None,
+    resource_type: ResourceType = None,
+    resource_id: ResourceId = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> EventPage:
+    filters = EventFilters(types=types or (), resource_type=resource_type, resource_id=resource_id)
     events = await service.customer_events(
-        session, caller.customer_id, EventFilters(types=types or ()), decode_cursor(cursor), limit
+        session, caller.customer_id, filters, decode_cursor(cursor), limit
     )
     return event_page(events, limit)
 
@@ -76,8 +83,8 @@ async def list_events(
     _admin: AdminDep,
     types: Types = None,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
-    resource_type: Annotated[str | None, Query(max_length=40)] = None,
-    resource_id: Annotated[str | None, Query(max_length=128)] = None,
+    resource_type: ResourceType = None,
+    resource_id: ResourceId = None,
     created_after: Annotated[datetime | None, Query(description="Inclusive, UTC.")] = None,
     created_before: Annotated[datetime | None, Query(description="Exclusive, UTC.")] = None,
     cursor: Cursor = None,

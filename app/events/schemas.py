@@ -157,6 +157,7 @@ class AttemptOut(BaseModel):
 
 class DeliveryOut(BaseModel):
     id: str
+    event_id: str
     endpoint_id: str
     status: str = Field(description="pending | succeeded | dead")
     attempt_count: int
@@ -170,6 +171,7 @@ class DeliveryOut(BaseModel):
     def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
         return cls(
             id=delivery.id,
+            event_id=delivery.event_id,
             endpoint_id=delivery.endpoint_id,
             status=delivery.status,
             attempt_count=delivery.attempt_count,
@@ -187,6 +189,10 @@ class EventDetail(EventEnvelope):
 
 class DeliveryList(BaseModel):
     data: list[DeliveryOut]
+
+
+class RedeliveredOut(BaseModel):
+    redelivered: int
 
 
 class DispatchSummaryOut(BaseModel):

@@ -1,6 +1,6 @@
 """Build the card gateway the settings ask for.
 
-    build_sandbox(settings, clock=…)  → Sandbox | None   (None unless AUTORENEW_SANDBOX_MOUNTED)
+    build_sandbox(settings, clock=…)  → Sandbox | None   (only for gateway=sandbox, mounted)
     build_gateway(settings, sandbox=…, transport=…) → StripeGateway
 
 There is one adapter, `StripeGateway`; only where its requests go differs:
@@ -10,12 +10,14 @@ There is one adapter, `StripeGateway`; only where its requests go differs:
   The service does not know the address it is reachable at (any host, port, proxy or worker
   count), and calling itself over the network would tie up a worker per call; the ASGI
   transport sends the very same requests, headers and form bodies straight to the sandbox
-  app, so the adapter code path is exactly the one used against Stripe. (httpx does not
-  enforce timeouts on the ASGI transport; the sandbox's `hang_after` fault only bites over
-  real HTTP.)
+  app, so the adapter code path is exactly the one used against Stripe. httpx enforces
+  timeouts only in its network transport, so `TimedASGITransport` applies the read timeout
+  itself: a hanging in-process sandbox times out like a remote one.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 
@@ -28,8 +30,24 @@ from app.sandbox.config import SandboxConfig
 IN_PROCESS_SANDBOX_URL = "http://sandbox.in-process"
 
 
+class TimedASGITransport(httpx.ASGITransport):
+    """httpx's ASGI transport with the client's read timeout enforced."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout") or {}
+        try:
+            async with asyncio.timeout(timeouts.get("read")):
+                return await super().handle_async_request(request)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(
+                "the in-process gateway did not answer in time", request=request
+            ) from exc
+
+
 def build_sandbox(settings: Settings, *, clock: Clock | None = None) -> Sandbox | None:
-    if not settings.sandbox_mounted:
+    # Never beside the real Stripe: a fake gateway open to anyone on a production host would
+    # be a free database to write into, and a confusing one.
+    if not settings.sandbox_mounted or settings.gateway != "sandbox":
         return None
     public_url = settings.public_base_url.rstrip("/") + "/sandbox"
     return Sandbox(SandboxConfig.from_settings(settings, public_url=public_url), clock=clock)
@@ -47,7 +65,7 @@ def build_gateway(
             raise ConfigurationError("the sandbox gateway is neither mounted nor given a URL")
         # raise_app_exceptions=False: a sandbox bug reaches the adapter as a 500, which it
         # treats like any gateway 5xx, instead of as a foreign exception.
-        transport = httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False)
+        transport = TimedASGITransport(app=sandbox.app, raise_app_exceptions=False)
         base_url = IN_PROCESS_SANDBOX_URL
     return StripeGateway(
         api_key=settings.gateway_api_key.get_secret_value(),

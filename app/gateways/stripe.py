@@ -14,6 +14,7 @@ whose answer was lost is found, and one that never happened is made now, exactly
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -121,6 +122,18 @@ def charge_from_stripe(intent: Mapping[str, Any]) -> Charge:
         decline_code=error.get("decline_code"),
         metadata=metadata,
     )
+
+
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
+
+
+def _path_id(value: str, prefix: str) -> str:
+    """An id that goes into a URL path. Tokens come from the browser: one like
+    `pm_x/../../customers/cus_y` must never steer a request signed with our secret key to
+    another endpoint."""
+    if not value.startswith(prefix) or not _OBJECT_ID.match(value):
+        raise InvalidCardRequest(f"Not a valid {prefix}… id.", code="invalid_gateway_id")
+    return value
 
 
 def _search_literal(value: str) -> str:
@@ -237,7 +250,7 @@ class StripeGateway:
         # retried registration replays both steps instead of redoing them.
         attached = await self._request(
             "POST",
-            f"/v1/payment_methods/{payment_method_token}/attach",
+            f"/v1/payment_methods/{_path_id(payment_method_token, 'pm_')}/attach",
             params={"customer": gateway_customer_id},
             idempotency_key=f"{idempotency_key}-attach",
         )
@@ -259,7 +272,9 @@ class StripeGateway:
 
     async def refresh_setup(self, setup_id: str) -> CardSetup:
         intent = await self._request(
-            "GET", f"/v1/setup_intents/{setup_id}", params={"expand": ["payment_method"]}
+            "GET",
+            f"/v1/setup_intents/{_path_id(setup_id, 'seti_')}",
+            params={"expand": ["payment_method"]},
         )
         return setup_from_stripe(intent)
 

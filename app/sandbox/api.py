@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.core.ids import new_id
 from app.gateways.stripe_form import FormError, decode_form
-from app.sandbox import ledger
+from app.sandbox import inspection, ledger
 from app.sandbox.app import sandbox_of
 from app.sandbox.challenge import challenge_routes
 from app.sandbox.edge import check_api_key, internal_error
@@ -58,9 +59,12 @@ def guarded(handler: Handler) -> Handler:
             delay = sandbox.chaos.latency_seconds()
             if delay:
                 await asyncio.sleep(delay)
-            return await handler(request)
+            response = await handler(request)
         except StripeError as error:
-            return stripe_response(error.status, error.document(), error.headers)
+            response = stripe_response(error.status, error.document(), error.headers)
+        # As Stripe does: an id per request, for the adapter's logs.
+        response.headers["Request-Id"] = new_id("req", 14)
+        return response
 
     return wrapped
 
@@ -90,12 +94,12 @@ async def post(request: Request, operation: PostOperation) -> Response:
         raise internal_error()
     headers: dict[str, str] = {}
     if key is None:
-        async with sandbox.sessionmaker() as session, session.begin():
+        async with sandbox.transaction() as session:
             status, body = await operation(session, ctx, params)
     else:
         digest = request_digest(sandbox.secret, "POST", _relative_path(request), params)
         status, body, replayed = await run_once(
-            sandbox.sessionmaker,
+            sandbox.transaction,
             key=key,
             digest=digest,
             now=ctx.now,
@@ -119,7 +123,7 @@ async def _read(
     request: Request, read: Callable[[AsyncSession, Context], Awaitable[dict[str, Any]]]
 ) -> Response:
     sandbox = sandbox_of(request)
-    async with sandbox.sessionmaker() as session, session.begin():
+    async with sandbox.transaction() as session:
         body = await read(session, sandbox.context(request))
     return stripe_response(200, body)
 
@@ -160,28 +164,25 @@ async def create_setup_intent(request: Request) -> Response:
     return await post(request, ledger.create_setup_intent)
 
 
-async def retrieve_setup_intent(request: Request) -> Response:
-    intent_id = request.path_params["id"]
-    expand = _expand(request, "payment_method")
+def _retriever(
+    read: Callable[[AsyncSession, Context, str, bool], Awaitable[dict[str, Any]]],
+) -> Handler:
+    """GET /v1/<intents>/{id}, with `expand[]=payment_method` honoured."""
 
-    async def read(session: AsyncSession, ctx: Context) -> dict[str, Any]:
-        return await ledger.retrieve_setup_intent(session, ctx, intent_id, expand)
+    async def handler(request: Request) -> Response:
+        intent_id = request.path_params["id"]
+        expand = _expand(request, "payment_method")
 
-    return await _read(request, read)
+        async def bound(session: AsyncSession, ctx: Context) -> dict[str, Any]:
+            return await read(session, ctx, intent_id, expand)
+
+        return await _read(request, bound)
+
+    return handler
 
 
 async def create_payment_intent(request: Request) -> Response:
     return await post(request, ledger.create_payment_intent)
-
-
-async def retrieve_payment_intent(request: Request) -> Response:
-    intent_id = request.path_params["id"]
-    expand = _expand(request, "payment_method")
-
-    async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return await ledger.retrieve_payment_intent(session, intent_id, expand)
-
-    return await _read(request, read)
 
 
 def _limit(request: Request, default: int, ceiling: int) -> int:
@@ -213,14 +214,14 @@ async def ledger_charges(request: Request) -> Response:
     limit = _limit(request, 1000, 100_000)
 
     async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return {"object": "list", "data": await ledger.list_charges(session, status, limit)}
+        return {"object": "list", "data": await inspection.list_charges(session, status, limit)}
 
     return await _read(request, read)
 
 
 async def ledger_summary(request: Request) -> Response:
     async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return await ledger.summary(session)
+        return await inspection.summary(session)
 
     return await _read(request, read)
 
@@ -237,11 +238,11 @@ def routes() -> list[BaseRoute]:
         _api("/v1/payment_methods/{id}", retrieve_payment_method, "GET"),
         _api("/v1/payment_methods/{id}/attach", attach_payment_method, "POST"),
         _api("/v1/setup_intents", create_setup_intent, "POST"),
-        _api("/v1/setup_intents/{id}", retrieve_setup_intent, "GET"),
+        _api("/v1/setup_intents/{id}", _retriever(ledger.retrieve_setup_intent), "GET"),
         _api("/v1/payment_intents", create_payment_intent, "POST"),
         # Before /{id}: Starlette matches in order and "search" would be taken for an id.
         _api("/v1/payment_intents/search", search_payment_intents, "GET"),
-        _api("/v1/payment_intents/{id}", retrieve_payment_intent, "GET"),
+        _api("/v1/payment_intents/{id}", _retriever(ledger.retrieve_payment_intent), "GET"),
         _api("/_ledger/charges", ledger_charges, "GET"),
         _api("/_ledger/summary", ledger_summary, "GET"),
         *challenge_routes(),

@@ -58,7 +58,7 @@ def _token_matches(intent: SetupIntent | None, token: str | None) -> bool:
 async def show_challenge(request: Request) -> Response:
     sandbox = sandbox_of(request)
     token = request.query_params.get("token")
-    async with sandbox.sessionmaker() as session, session.begin():
+    async with sandbox.transaction() as session:
         intent = await session.get(SetupIntent, request.path_params["id"])
         if intent is None or not _token_matches(intent, token):
             return HTMLResponse(GONE, status_code=404)
@@ -78,7 +78,7 @@ async def answer_challenge(request: Request) -> Response:
     result = form.get("result")
     if result not in ("complete", "fail"):
         return HTMLResponse(GONE, status_code=400)
-    async with sandbox.sessionmaker() as session, session.begin():
+    async with sandbox.transaction() as session:
         intent = await session.get(SetupIntent, request.path_params["id"])
         if intent is None or not _token_matches(intent, form.get("token")):
             return HTMLResponse(GONE, status_code=404)

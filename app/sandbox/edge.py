@@ -10,6 +10,7 @@ one with probability `fault_rate`.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 import time
@@ -28,7 +29,15 @@ def check_api_key(request: Request) -> None:
     production key pointed here by mistake is refused rather than accepted."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key:
+    if scheme.lower() == "basic":
+        # Stripe also takes the key as the Basic user name (`curl -u sk_test_…:`).
+        try:
+            key = base64.b64decode(key, validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            key = ""
+    elif scheme.lower() != "bearer":
+        key = ""
+    if not key:
         raise StripeError(
             401,
             "invalid_request_error",

@@ -17,13 +17,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.sandbox.models import IdempotencyKey
 from app.sandbox.objects import StripeError
@@ -40,7 +41,7 @@ def request_digest(secret: str, method: str, path: str, params: dict[str, Any]) 
 
 
 async def run_once(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    transaction: Callable[[], AbstractAsyncContextManager[AsyncSession]],
     *,
     key: str,
     digest: str,
@@ -54,7 +55,7 @@ async def run_once(
             "invalid_request_error",
             f"Idempotency keys are at most {MAX_KEY_LENGTH} characters long.",
         )
-    async with sessionmaker() as session, session.begin():
+    async with transaction() as session:
         insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
         claimed = await session.scalar(
             insert(IdempotencyKey)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.ids import new_id
@@ -358,7 +358,7 @@ async def create_payment_intent(
 
 
 async def retrieve_payment_intent(
-    session: AsyncSession, intent_id: str, expand: bool
+    session: AsyncSession, _ctx: Context, intent_id: str, expand: bool
 ) -> dict[str, Any]:
     intent = await session.get(PaymentIntent, intent_id)
     if intent is None:
@@ -388,38 +388,3 @@ async def search_payment_intents(
             query = query.where(PaymentIntent.amount == int(value))
     query = query.order_by(PaymentIntent.created.desc(), PaymentIntent.id).limit(limit)
     return [payment_intent_json(intent) for intent in (await session.scalars(query)).all()]
-
-
-# --- Ledger inspection (sandbox-only) -----------------------------------------------------
-
-
-async def list_charges(
-    session: AsyncSession, status: str | None, limit: int
-) -> list[dict[str, Any]]:
-    query = select(PaymentIntent).order_by(PaymentIntent.created, PaymentIntent.id).limit(limit)
-    if status:
-        query = query.where(PaymentIntent.status == status)
-    return [
-        {**payment_intent_json(intent), "idempotency_key": intent.idempotency_key}
-        for intent in (await session.scalars(query)).all()
-    ]
-
-
-async def summary(session: AsyncSession) -> dict[str, Any]:
-    counts: dict[str, Any] = {}
-    for name, model in (
-        ("customers", Customer),
-        ("payment_methods", PaymentMethod),
-        ("setup_intents", SetupIntent),
-        ("payment_intents", PaymentIntent),
-    ):
-        counts[name] = await session.scalar(select(func.count()).select_from(model))
-    by_status = await session.execute(
-        select(
-            PaymentIntent.status, func.count(), func.coalesce(func.sum(PaymentIntent.amount), 0)
-        ).group_by(PaymentIntent.status)
-    )
-    counts["charges_by_status"] = {
-        status: {"count": count, "amount": int(total)} for status, count, total in by_status
-    }
-    return counts

@@ -78,6 +78,20 @@ async def emit_committed(
         )
 
 
+async def emit_rolled_back(sessionmaker: async_sessionmaker[AsyncSession], now: datetime) -> None:
+    """A change that fails after emitting: the transaction rolls back with its event."""
+    async with sessionmaker() as session:
+        await emit(
+            session,
+            type="renewal.succeeded",
+            resource_id="ren_1",
+            customer_id="cus_1",
+            data=renewal_data(),
+            now=now,
+        )
+        await session.rollback()
+
+
 async def register_endpoint(
     client: httpx.AsyncClient, auth: Auth, url: str, **fields: Any
 ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-Behaviour = int | str  # a status code, or "hang"
+Behaviour = int | str | tuple[int, bytes]  # a status (and body), or "hang"
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,13 @@ class Receiver:
                     # Bounded: the test's exit releases it at the latest after 30 s.
                     receiver._release.wait(timeout=30)
                     return
-                assert isinstance(behaviour, int)
-                payload = b"x" * 5000 if behaviour >= 500 else b"ok"
+                if isinstance(behaviour, tuple):
+                    status, payload = behaviour
+                else:
+                    assert isinstance(behaviour, int)
+                    status, payload = behaviour, b"x" * 5000 if behaviour >= 500 else b"ok"
                 try:
-                    self.send_response(behaviour)
+                    self.send_response(status)
                     self.send_header("content-length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -20,15 +20,14 @@ from app.core.settings import Settings
 from app.events import repository as repo
 from app.events.dispatcher import Dispatcher
 from app.events.models import Event, WebhookDelivery
-from app.events.service import emit
 
 from .helpers import (
     Auth,
     dispatch,
     emit_committed,
+    emit_rolled_back,
     event_detail,
     register_endpoint,
-    renewal_data,
     renewed_data,
     serving,
 )
@@ -261,16 +260,7 @@ async def test_an_event_in_a_rolled_back_transaction_is_never_sent(
 ) -> None:
     with Receiver() as receiver:
         await register_endpoint(client, auth, receiver.url)
-        async with sessionmaker() as doomed:
-            await emit(
-                doomed,
-                type="renewal.succeeded",
-                resource_id="ren_1",
-                customer_id="cus_1",
-                data=renewal_data(),
-                now=clock.now(),
-            )
-            await doomed.rollback()
+        await emit_rolled_back(sessionmaker, clock.now())
         assert (await dispatch(client, auth))["claimed"] == 0
     assert receiver.received == []
     assert await session.scalar(select(func.count()).select_from(Event)) == 0
@@ -315,3 +305,32 @@ async def test_concurrent_dispatchers_send_each_delivery_once(
                 break
     sent = [r.headers["webhook-id"] for r in receiver.received]
     assert sorted(sent) == sorted(event.id for event in events)
+
+
+async def test_dead_letters_are_listed_and_revived_per_endpoint(
+    make_app: Callable[..., FastAPI],
+    auth: Auth,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    admin = auth("ops", admin=True)
+    app = make_app(webhook_retry_window_hours=0.001)  # 3.6 s: the first failure is final
+    async with serving(app) as client:
+        with Receiver(500, 500) as receiver:
+            endpoint = await register_endpoint(client, auth, receiver.url)
+            base = f"/v1/admin/webhook-endpoints/{endpoint['id']}"
+            for n in range(2):
+                await emit_committed(sessionmaker, clock.now(), resource_id=f"ren_{n}")
+            assert (await dispatch(client, auth))["dead"] == 2
+            dead = (await client.get(f"{base}/deliveries?status=dead", headers=admin)).json()
+            assert len(dead["data"]) == 2
+            assert dead["data"][0]["attempts"][0]["status_code"] == 500
+
+            revived = await client.post(f"{base}/redeliver-dead", headers=admin)
+            assert revived.status_code == 202 and revived.json() == {"redelivered": 2}
+            assert (await dispatch(client, auth))["succeeded"] == 2
+        done = (await client.get(f"{base}/deliveries", headers=admin)).json()["data"]
+        assert {d["status"] for d in done} == {"succeeded"}
+        missing = await client.get("/v1/admin/webhook-endpoints/we_x/deliveries", headers=admin)
+        assert missing.status_code == 404
+    assert len(receiver.received) == 4

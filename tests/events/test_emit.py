@@ -18,7 +18,7 @@ from app.events.payloads import PaymentMethodData
 from app.events.service import emit
 from app.openapi_export import openapi_document
 
-from .helpers import emit_committed, renewal_data
+from .helpers import emit_committed, emit_rolled_back, renewal_data
 
 ISSUE_TYPES = {
     "payment_method.created",
@@ -74,16 +74,7 @@ async def test_concurrent_emitters_on_one_resource_never_share_a_number(
 async def test_an_uncommitted_number_is_given_back(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
-    async with sessionmaker() as session:
-        await emit(
-            session,
-            type="renewal.succeeded",
-            resource_id="ren_1",
-            customer_id="cus_1",
-            data=renewal_data(),
-            now=clock.now(),
-        )
-        await session.rollback()
+    await emit_rolled_back(sessionmaker, clock.now())
     assert (await emit_committed(sessionmaker, clock.now())).sequence == 1
 
 

@@ -53,6 +53,11 @@ async def test_customers_page_through_their_own_events_newest_first(
         "/v1/events", params={"type": "renewal.failed"}, headers=auth("cus_1")
     )
     assert [e["type"] for e in failed.json()["data"]] == ["renewal.failed"] * 2
+    one = await client.get(
+        "/v1/events", params={"resource_type": "renewal", "resource_id": "ren_3"},
+        headers=auth("cus_1"),
+    )  # fmt: skip
+    assert [e["id"] for e in one.json()["data"]] == [ids[3]]
     mine = await client.get(f"/v1/events/{ids[0]}", headers=auth("cus_1"))
     assert mine.status_code == 200 and mine.json()["data"]["id"] == "ren_0"
 

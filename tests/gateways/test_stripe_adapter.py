@@ -382,3 +382,22 @@ async def test_charge_needs_a_positive_amount(gateway: StripeGateway, stripe: St
             metadata={},
         )
     assert stripe.requests == []
+
+
+@pytest.mark.parametrize(
+    "token", ["pm_1/../../customers/cus_2", "pm_1?x=1", "tok_visa", "pm_ 1", ""]
+)
+async def test_ids_from_outside_cannot_steer_the_request(
+    gateway: StripeGateway, stripe: Stripe, token: str
+) -> None:
+    with pytest.raises(InvalidCardRequest) as caught:
+        await gateway.set_up_card(
+            gateway_customer_id="cus_1",
+            payment_method_token=token,
+            return_url="https://r.test",
+            idempotency_key="k",
+        )
+    assert caught.value.code == "invalid_gateway_id"
+    with pytest.raises(InvalidCardRequest):
+        await gateway.refresh_setup("seti_1/../../payment_intents")
+    assert stripe.requests == []

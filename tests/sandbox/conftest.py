@@ -90,3 +90,25 @@ class Flows:
 @pytest.fixture
 def flows(gateway: StripeGateway) -> Flows:
     return Flows(gateway)
+
+
+class FaultOnce(httpx.AsyncBaseTransport):
+    """Wraps a transport; asks the sandbox for `fault` on the next request, then behaves."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.fault: str | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.fault is not None:
+            request.headers["X-Sandbox-Fault"] = self.fault
+            self.fault = None
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def fault_once() -> type[FaultOnce]:
+    return FaultOnce

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from app.core.clock import FrozenClock
+from app.gateways.factory import TimedASGITransport
 from app.gateways.port import GatewayError, OutcomeUnknown, RateLimited
-from app.gateways.stripe import StripeGateway
+from app.gateways.stripe import StripeGateway, default_timeout
 from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
 
@@ -24,23 +25,9 @@ async def ledger_charges(api: httpx.AsyncClient) -> list[dict[str, Any]]:
     return list(response.json()["data"])
 
 
-class FaultOnce(httpx.AsyncBaseTransport):
-    """Asks the sandbox for one fault on the next request, then behaves."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.fault: str | None = None
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self.fault is not None:
-            request.headers["X-Sandbox-Fault"] = self.fault
-            self.fault = None
-        return await self.inner.handle_async_request(request)
-
-
 @pytest.fixture
-async def faulty(sandbox: Sandbox) -> AsyncIterator[tuple[StripeGateway, FaultOnce]]:
-    transport = FaultOnce(httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False))
+async def faulty(sandbox: Sandbox, fault_once: Any) -> AsyncIterator[tuple[StripeGateway, Any]]:
+    transport = fault_once(httpx.ASGITransport(app=sandbox.app, raise_app_exceptions=False))
     adapter = StripeGateway(api_key=API_KEY, base_url="http://sandbox", transport=transport)
     yield adapter, transport
     await adapter.aclose()
@@ -140,36 +127,52 @@ async def test_concurrency_on_a_shared_ledger_database(
             await instance.stop()
 
 
-async def test_response_lost_after_the_charge_then_resent(
-    flows: Any, faulty: tuple[StripeGateway, FaultOnce], api: httpx.AsyncClient
+@pytest.mark.parametrize(("fault", "made_before_resend"), [("error_after", 1), ("error_before", 0)])
+async def test_a_lost_answer_is_reconciled_by_resending(
+    flows: Any,
+    faulty: tuple[StripeGateway, Any],
+    api: httpx.AsyncClient,
+    fault: str,
+    made_before_resend: int,
 ) -> None:
+    """error_after: the charge was made and its answer lost; error_before: nothing was made.
+    Either way the engine re-sends the same request with the same key, and there is then
+    exactly one charge."""
     adapter, transport = faulty
-    setup = await flows.register("4242424242424242", "reg-lost")
+    setup = await flows.register("4242424242424242", f"reg-{fault}")
     flows.gateway = adapter
-    transport.fault = "error_after"
+    transport.fault = fault
     with pytest.raises(OutcomeUnknown):
-        await flows.charge(setup, "ren_10-attempt-1")
-    [made] = await ledger_charges(api)
-    assert made["status"] == "succeeded"
-    # The engine's reconciliation: the same request, the same key → the stored answer.
-    resent = await flows.charge(setup, "ren_10-attempt-1")
-    assert resent.charge_id == made["id"] and resent.status == "succeeded"
-    assert len(await ledger_charges(api)) == 1
-
-
-async def test_failure_before_the_charge_then_resent(
-    flows: Any, faulty: tuple[StripeGateway, FaultOnce], api: httpx.AsyncClient
-) -> None:
-    adapter, transport = faulty
-    setup = await flows.register("4242424242424242", "reg-early")
-    flows.gateway = adapter
-    transport.fault = "error_before"
-    with pytest.raises(OutcomeUnknown):
-        await flows.charge(setup, "ren_11-attempt-1")
-    assert await ledger_charges(api) == []
-    assert await adapter.find_charge("ren_11-attempt-1") is None
-    resent = await flows.charge(setup, "ren_11-attempt-1")
+        await flows.charge(setup, f"ren-{fault}-attempt-1")
+    assert len(await ledger_charges(api)) == made_before_resend
+    found = await adapter.find_charge(f"ren-{fault}-attempt-1")
+    assert (found is not None) == bool(made_before_resend)
+    resent = await flows.charge(setup, f"ren-{fault}-attempt-1")
+    assert resent.status == "succeeded"
     assert [c["id"] for c in await ledger_charges(api)] == [resent.charge_id]
+
+
+async def test_a_hang_after_the_charge_times_out_in_process_too(
+    flows: Any, sandbox: Sandbox, fault_once: Any, api: httpx.AsyncClient
+) -> None:
+    transport = fault_once(TimedASGITransport(app=sandbox.app, raise_app_exceptions=False))
+    adapter = StripeGateway(
+        api_key=API_KEY,
+        base_url="http://sandbox",
+        transport=transport,
+        timeout=default_timeout(read=0.2),
+    )
+    try:
+        setup = await flows.register("4242424242424242", "reg-hang")
+        flows.gateway = adapter
+        transport.fault = "hang_after"  # the sandbox holds the answer for 60 s
+        with pytest.raises(OutcomeUnknown):
+            await flows.charge(setup, "ren-hang-attempt-1")
+        [made] = await ledger_charges(api)
+        resent = await flows.charge(setup, "ren-hang-attempt-1")
+        assert resent.charge_id == made["id"]
+    finally:
+        await adapter.aclose()
 
 
 async def test_rate_limit_answers_429_with_retry_after(
@@ -195,7 +198,14 @@ async def test_rate_limit_answers_429_with_retry_after(
 
 @pytest.mark.parametrize(
     ("authorization", "status"),
-    [(None, 401), ("Bearer sk_live_real", 401), ("Basic abc", 401), ("Bearer sk_test_x", 200)],
+    [
+        (None, 401),
+        ("Bearer sk_live_real", 401),
+        ("Basic abc", 401),
+        ("Token sk_test_x", 401),
+        ("Bearer sk_test_x", 200),
+        ("Basic c2tfdGVzdF94Og==", 200),  # curl -u sk_test_x:
+    ],
 )
 async def test_api_key_required(sandbox: Sandbox, authorization: str | None, status: int) -> None:
     headers = {"Authorization": authorization} if authorization else {}

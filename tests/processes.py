@@ -1,0 +1,72 @@
+"""Real processes for tests that prove what several replicas do: the sandbox gateway and
+renewal workers, each started with `python -m app.cli …`, bounded in time, always stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+STARTUP_SECONDS = 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # The child gets its own copy of the descriptor; ours is closed right away.
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited early:\n{log.read_text()[-4000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on {port} within {STARTUP_SECONDS}s")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def sandbox_gateway(tmp_path: Path, *, name: str, ledger: Path, **settings: str) -> Iterator[str]:
+    """A sandbox gateway process on a free port; yields its base URL."""
+    port = free_port()
+    log = tmp_path / f"{name}.log"
+    env = {"AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{ledger}", **settings}
+    process = start(["sandbox-gateway", "--port", str(port)], env, log)
+    try:
+        wait_until_listening(process, port, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop([process])
