@@ -9,6 +9,8 @@ autorenew reencrypt-ibans [--batch-size N]  re-seal stored IBANs under the curre
 autorenew sandbox-gateway --port N [--host H] [--public-url URL]
                                           run the Stripe-compatible sandbox gateway alone
 autorenew dispatch-events [--once]        send due webhooks now (one pass, or until none due)
+autorenew sepa export --date D --out FILE [--schema S]
+                                          build the pain.008 batch for collection date D
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.core.clock import Clock
 from app.core.settings import ConfigurationError, get_settings
 
 Command = Callable[[argparse.Namespace], int]
@@ -200,6 +203,47 @@ def dispatch_events_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("sepa")
+def sepa(args: argparse.Namespace) -> int:
+    from app.core.clock import SystemClock
+    from app.core.errors import AppError
+
+    try:
+        batch_id, content = asyncio.run(sepa_export(args, SystemClock()))
+    except AppError as exc:
+        print(f"autorenew: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    Path(args.out).write_bytes(content)
+    print(f"wrote {args.out} (batch {batch_id})")
+    return 0
+
+
+async def sepa_export(args: argparse.Namespace, clock: Clock) -> tuple[str, bytes]:
+    """Create the batch for `args.date` (as the admin API does): its id and file."""
+    from app.core.crypto import cipher_from_settings
+    from app.core.database import create_engine, create_sessionmaker, transaction
+    from app.sepa.batches import create_batch, file_of
+    from app.sepa.pain008 import Pain008Schema
+
+    settings = get_settings()
+    cipher = cipher_from_settings(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            batch, _ = await create_batch(
+                session,
+                collection_date=args.date,
+                schema=Pain008Schema(args.schema),
+                settings=settings,
+                cipher=cipher,
+                now=clock.now(),
+            )
+            content, batch_id = file_of(batch, cipher), batch.id
+    finally:
+        await engine.dispose()
+    return batch_id, content
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -224,6 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("renew", help="run renewal sweeps (a worker), or one with --once")
     p.add_argument("--once", action="store_true", help="one sweep, print its summary, exit")
+
+    p = sub.add_parser("sepa", help="SEPA direct debit files")
+    sepa_sub = p.add_subparsers(dest="sepa_command", required=True)
+    p = sepa_sub.add_parser("export", help="create the pain.008 batch for a date, write its file")
+    p.add_argument("--date", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    p.add_argument("--out", required=True, help="where to write the XML file")
+    p.add_argument(
+        "--schema",
+        default="pain.008.001.08",
+        choices=["pain.008.001.08", "pain.008.001.02"],
+    )
 
     p = sub.add_parser("reencrypt-ibans", help="re-seal stored IBANs under the current key")
     p.add_argument("--batch-size", type=int, default=200)

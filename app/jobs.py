@@ -8,8 +8,10 @@ from __future__ import annotations
 from app.core.scheduler import Job
 from app.events.dispatcher import dispatch_events
 from app.renewals.engine import sweep_renewals
+from app.sepa.collections import sepa_collections_job
 
 JOBS: tuple[Job, ...] = (
     Job("renewal-sweep", sweep_renewals, lambda s: s.renewal_interval_seconds),
+    Job("sepa-collections", sepa_collections_job, lambda s: s.sepa_interval_seconds),
     Job("dispatch-events", dispatch_events, lambda s: s.webhook_dispatch_interval_seconds),
 )

@@ -11,6 +11,7 @@ from app.events.models import (
 )
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
+from app.sepa.models import SepaBatch, SepaCollection, SepaReturn, SepaReturnFile
 from app.services.models import Service, ServiceChange
 
 __all__ = [
@@ -22,6 +23,10 @@ __all__ = [
     "PaymentMethod",
     "Renewal",
     "RenewalAttempt",
+    "SepaBatch",
+    "SepaCollection",
+    "SepaReturn",
+    "SepaReturnFile",
     "Service",
     "ServiceChange",
     "WebhookAttempt",

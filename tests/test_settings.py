@@ -12,6 +12,7 @@ SAFE = {
     "encryption_key": SecretStr("cHJvZHVjdGlvbi1rZXktb2YtMzItYnl0ZXMtLS0tLS0="),
     "database_url": "postgresql+asyncpg://db/autorenew",
     "sepa_creditor_id": "ES59ZZZX1234567L",
+    "sepa_creditor_iban": "DE89370400440532013000",
 }
 
 
@@ -26,6 +27,9 @@ def test_production_with_safe_settings_starts() -> None:
         ({"encryption_key": Settings().encryption_key}, "ENCRYPTION_KEY"),
         ({"database_url": "sqlite+aiosqlite:///x.db", "replicas": 2}, "SQLite"),
         ({"sepa_creditor_id": Settings().sepa_creditor_id}, "SEPA_CREDITOR_ID"),
+        ({"sepa_creditor_iban": Settings().sepa_creditor_iban}, "SEPA_CREDITOR_IBAN"),
+        ({"sepa_creditor_iban": "DE00370400440532013000"}, "not a valid IBAN"),
+        ({"sepa_creditor_bic": "NOTABIC"}, "not a valid BIC"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:

@@ -23,6 +23,8 @@ SEPA_CALENDAR_MARGIN_DAYS = 4
 # A well-formed Spanish creditor identifier (check digits 11, business code 000, CIF
 # B12345674) for development only.
 DEV_SEPA_CREDITOR_ID = "ES11000B12345674"
+# A well-formed Spanish account (CaixaBank's bank code) for development files only.
+DEV_SEPA_CREDITOR_IBAN = "ES6021000813606101234567"
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./autorenew.db"
 DEFAULT_SANDBOX_URL = "sqlite+aiosqlite:///./autorenew-sandbox.db"
@@ -113,6 +115,18 @@ class Settings(BaseSettings):
     # is recovered by re-sending the same request, after it only by looking the charge up.
     gateway_idempotency_window_hours: int = Field(default=23, ge=1, le=24)
 
+    # --- SEPA collections (issue 7): the account collected into, sequence types, settlement ---
+    # The creditor's account that pain.008 files debit into (and its BIC, required by
+    # pain.008.001.02 only).
+    sepa_creditor_iban: str = DEV_SEPA_CREDITOR_IBAN
+    sepa_creditor_bic: str | None = "CAIXESBBXXX"
+    # Present a mandate's first collection as RCUR (allowed since the 2016 rulebook).
+    sepa_first_as_recurring: bool = False
+    # Business days after the collection date without a return before a collection counts
+    # as settled (the interbank return window of SDD Core is 5 business days).
+    sepa_settlement_business_days: int = Field(default=5, ge=0, le=20)
+    sepa_interval_seconds: int = Field(default=300, ge=1)
+
     # --- Card gateway (issue 4): the Stripe adapter, talking to Stripe or to the sandbox ---
     # `sandbox`: the built-in Stripe-compatible gateway (mounted at /sandbox, or another process
     # when gateway_base_url is set); `stripe`: the real Stripe API.
@@ -188,6 +202,8 @@ class Settings(BaseSettings):
                 )
             if self.sepa_creditor_id == DEV_SEPA_CREDITOR_ID:
                 problems.append("AUTORENEW_SEPA_CREDITOR_ID is the development identifier")
+            if self.sepa_creditor_iban == DEV_SEPA_CREDITOR_IBAN:
+                problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is the development account")
         if self.gateway == "stripe" and (
             self.gateway_api_key.get_secret_value() == DEV_GATEWAY_API_KEY
             or not self.gateway_api_key.get_secret_value().startswith(("sk_", "rk_"))
@@ -233,6 +249,7 @@ class Settings(BaseSettings):
         # Imported here: settings must stay importable without the crypto/SEPA helpers.
         from app.core.client_ip import network_problem
         from app.core.crypto import key_problem
+        from app.payment_methods.iban import check_iban
         from app.payment_methods.sepa_rules import creditor_id_problem, to_sepa_text
 
         problems = []
@@ -247,6 +264,10 @@ class Settings(BaseSettings):
                 problems.append(f"AUTORENEW_ENCRYPTION_OLD_KEYS[{key_id}] {problem}")
         if problem := creditor_id_problem(self.sepa_creditor_id):
             problems.append(f"AUTORENEW_SEPA_CREDITOR_ID {problem}")
+        if not check_iban(self.sepa_creditor_iban).valid:
+            problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is not a valid IBAN")
+        if self.sepa_creditor_bic is not None and not _valid_bic(self.sepa_creditor_bic):
+            problems.append("AUTORENEW_SEPA_CREDITOR_BIC is not a valid BIC")
         name, rejected = to_sepa_text(self.sepa_creditor_name)
         if not name or len(name) > 70 or rejected:
             problems.append(
@@ -256,6 +277,17 @@ class Settings(BaseSettings):
             if problem := network_problem(proxy):
                 problems.append(f"AUTORENEW_TRUSTED_PROXIES: {proxy!r} {problem}")
         return problems
+
+
+def _valid_bic(value: str) -> bool:
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        BIC(value)
+    except SchwiftyException:
+        return False
+    return True
 
 
 @lru_cache

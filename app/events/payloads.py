@@ -78,6 +78,16 @@ class ServiceAutoRenewChangedData(Payload):
     auto_renew: bool
 
 
+class SepaCollectionDetails(Payload):
+    """The pre-notification of a SEPA direct debit: what will be collected, when, under what."""
+
+    collection_date: date = Field(description="The TARGET2 business day the debit is due.")
+    mandate_reference: str
+    creditor_identifier: str
+    sequence_type: Literal["FRST", "RCUR"]
+    end_to_end_id: str = Field(description="The reference on the debtor's bank statement.")
+
+
 class RenewalData(Payload):
     """renewal.upcoming | succeeded | failed | requires_action | canceled | refunded"""
 
@@ -98,6 +108,9 @@ class RenewalData(Payload):
     failure_message: str | None = None
     next_action_url: str | None = Field(
         default=None, description="For requires_action: where the customer completes the step."
+    )
+    sepa_debit: SepaCollectionDetails | None = Field(
+        default=None, description="For a SEPA renewal: the collection (the pre-notification)."
     )
 
 

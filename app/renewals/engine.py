@@ -46,6 +46,7 @@ from app.renewals import metrics, repository
 from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, emit_transition
+from app.sepa import collections as sepa_collections
 from app.services.lead_time import lead_days, next_charge_at
 from app.services.models import Service
 from app.services.periods import add_months
@@ -126,6 +127,7 @@ class RenewalEngine:
             outcomes = await asyncio.gather(*(self._call(job) for job in jobs))
             for job, outcome in zip(jobs, outcomes, strict=True):
                 await self.settle(job, outcome, summary)
+        await sepa_collections.run_cycle(self.sessionmaker, self.clock, self.settings)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
         log.info("renewal sweep", extra={"worker": self.worker, **vars(summary)})

@@ -16,8 +16,9 @@ RENEWAL_STATUSES = (
     "failed",  # given up, with the reason
     "requires_action",  # the customer must authenticate (3-D Secure); not retried blind
     "canceled",  # the service, the method or auto-renew changed before the charge
+    "refunded",  # collected, then taken back by the debtor (SEPA MD06 refund)
 )
-FINAL_STATUSES = ("succeeded", "failed", "canceled")
+FINAL_STATUSES = ("succeeded", "failed", "canceled", "refunded")
 
 
 class Renewal(Base):
@@ -29,7 +30,7 @@ class Renewal(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(
             "status IN ('scheduled', 'processing', 'succeeded', 'failed', "
-            "'requires_action', 'canceled')",
+            "'requires_action', 'canceled', 'refunded')",
             name="status_known",
         ),
         # The claim query: due renewals by time, and expired leases.

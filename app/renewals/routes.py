@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["renewals"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["renewals (admin)"])
 
 RenewalStatus = Literal[
-    "scheduled", "processing", "succeeded", "failed", "requires_action", "canceled"
+    "scheduled", "processing", "succeeded", "failed", "requires_action", "canceled", "refunded"
 ]
 
 
