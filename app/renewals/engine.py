@@ -124,9 +124,9 @@ class RenewalEngine:
             if not jobs:
                 break
             batches += 1
-            outcomes = await asyncio.gather(*(self._call(job) for job in jobs))
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                await self.settle(job, outcome, summary)
+            # Each renewal is settled as soon as its own answer arrives, in its own
+            # transaction: a slow charge does not hold back the rest of the batch.
+            await asyncio.gather(*(self._charge_and_settle(job, summary) for job in jobs))
         await sepa_collections.run_cycle(self.sessionmaker, self.clock, self.settings)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
@@ -358,6 +358,10 @@ class RenewalEngine:
                 return OutcomeUnknown(f"unexpected error: {type(error).__name__}")
             finally:
                 metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
+
+    async def _charge_and_settle(self, job: ChargeJob, summary: SweepSummary) -> None:
+        outcome = await self._call(job)
+        await self.settle(job, outcome, summary)
 
     # --- settle -------------------------------------------------------------------------
 
