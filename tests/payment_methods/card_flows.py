@@ -18,6 +18,7 @@ from app.core.settings import DEV_GATEWAY_API_KEY
 Auth = Callable[..., dict[str, str]]
 
 VISA = "4242424242424242"
+MASTERCARD = "5555555555554444"
 DECLINED = "4000000000000002"
 EXPIRED = "4000000000000069"
 # 3-D Secure on set-up and on every off-session charge too (Stripe's documented behaviour).

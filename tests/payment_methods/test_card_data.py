@@ -20,7 +20,9 @@ from tests.payment_methods.card_flows import (
     DECLINED,
     EXPIRED,
     INSUFFICIENT_FUNDS,
+    MASTERCARD,
     THREE_D_SECURE,
+    THREE_D_SECURE_ON_SETUP,
     VISA,
     Auth,
     add_card,
@@ -32,7 +34,17 @@ from tests.payment_methods.factories import ClientWith
 Counter = Callable[[], Awaitable[dict[str, int]]]
 NOTHING = {"payment_methods": 0, "mandates": 0, "idempotency_keys": 0}
 BAD_LUHN = "4242424242424241"
-USED_NUMBERS = (VISA, DECLINED, EXPIRED, THREE_D_SECURE, INSUFFICIENT_FUNDS, BAD_LUHN)
+# Every test number the card tests use.
+USED_NUMBERS = (
+    VISA,
+    MASTERCARD,
+    DECLINED,
+    EXPIRED,
+    THREE_D_SECURE,
+    THREE_D_SECURE_ON_SETUP,
+    INSUFFICIENT_FUNDS,
+    BAD_LUHN,
+)
 
 
 def raw(number: str = VISA, exp_month: Any = 12, exp_year: Any = 2030, **extra: Any) -> Any:

@@ -16,6 +16,7 @@ from app.jobs import JOBS
 from app.payment_methods.cards import expire_cards_job
 from app.payment_methods.models import PaymentMethod
 from tests.payment_methods.card_flows import (
+    MASTERCARD,
     THREE_D_SECURE_ON_SETUP,
     Auth,
     add_card,
@@ -99,7 +100,7 @@ async def test_a_card_past_its_month_expires(
     assert "expire-cards" in {job.id for job in JOBS}
     customer = new_customer()
     card = (await add_card(client, auth, customer, exp_month=11, exp_year=2026)).json()
-    later = (await add_card(client, auth, customer, "5555555555554444")).json()
+    later = (await add_card(client, auth, customer, MASTERCARD)).json()
     context = JobContext(sessionmaker, clock, app.state.settings)
     assert await expire_cards_job(context) == 0  # still good through 30 November
 
