@@ -72,6 +72,11 @@ class Idempotency:
     def replayed(self) -> bool:
         return self._replay
 
+    @property
+    def key(self) -> str | None:
+        """The caller's key, to derive the keys of calls made to other systems from it."""
+        return self._record.key if self._record is not None else None
+
     async def respond(
         self, status_code: int, produce: Callable[[], Awaitable[BaseModel]]
     ) -> Response:

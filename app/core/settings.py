@@ -153,6 +153,17 @@ class Settings(BaseSettings):
     # Requests per second per sandbox process before 429 + Retry-After; 0 = unlimited.
     sandbox_rate_limit_per_second: float = Field(default=0.0, ge=0)
 
+    # --- Card methods (issue 4, registration): POST /v1/payment-methods with type=card ---
+    # Where the customer's browser is sent back after 3-D Secure: the customer-area page,
+    # which then calls POST /v1/payment-methods/{id}/validate. None: <public_base_url>/.
+    card_return_url: str | None = None
+    # Trusted internal callers only: accept a card number and CVC and tokenize them at the
+    # gateway (nothing is kept). Off, such a body is refused: it would bring this service
+    # into the heaviest PCI DSS scope.
+    accept_raw_card_data: bool = False
+    # How often cards past their expiry month are marked expired (payment_method.expired).
+    card_expiry_interval_seconds: float = Field(default=3600.0, gt=0)
+
     # --- Scheduler and events/webhooks (app/core/scheduler.py, app/events/) ---------------
     # Every replica runs the in-process scheduler; tests and one-off CLI runs switch it off.
     scheduler_enabled: bool = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -86,3 +86,54 @@ async def count_ibans_by_key(session: AsyncSession) -> dict[str, int]:
         .group_by(PaymentMethod.iban_key_id)
     )
     return {str(key_id): int(count) for key_id, count in rows.all()}
+
+
+# Card methods that still count: a failed or expired card may be registered again (a
+# renewed card keeps its number, so its fingerprint), a revoked one too.
+_LIVE_CARD_STATUSES = (PaymentMethodStatus.VALIDATED, PaymentMethodStatus.REQUIRES_ACTION)
+
+
+async def find_live_card(
+    session: AsyncSession, customer_id: str, fingerprint: str
+) -> PaymentMethod | None:
+    query = owned_by(customer_id).where(
+        PaymentMethod.type == "card",
+        PaymentMethod.card_fingerprint == fingerprint,
+        PaymentMethod.status.in_(_LIVE_CARD_STATUSES),
+    )
+    return (await session.scalars(query.order_by(PaymentMethod.created_at).limit(1))).first()
+
+
+async def gateway_customer_of(session: AsyncSession, customer_id: str) -> str | None:
+    """The gateway customer this customer's cards hang off (one per customer), if any."""
+    query = (
+        select(PaymentMethod.gateway_customer_id)
+        .where(
+            PaymentMethod.customer_id == customer_id,
+            PaymentMethod.gateway_customer_id.is_not(None),
+        )
+        .order_by(PaymentMethod.created_at, PaymentMethod.id)
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
+async def cards_past_expiry(
+    session: AsyncSession, *, year: int, month: int, limit: int
+) -> list[PaymentMethod]:
+    """Live cards whose expiry month ended before `year`-`month` (claimed: SKIP LOCKED)."""
+    query = (
+        _methods()
+        .where(
+            PaymentMethod.type == "card",
+            PaymentMethod.status.in_(_LIVE_CARD_STATUSES),
+            or_(
+                PaymentMethod.card_exp_year < year,
+                and_(PaymentMethod.card_exp_year == year, PaymentMethod.card_exp_month < month),
+            ),
+        )
+        .order_by(PaymentMethod.id)
+        .limit(limit)
+        .with_for_update(of=PaymentMethod, skip_locked=True)
+    )
+    return list((await session.scalars(query)).all())

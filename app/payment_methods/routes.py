@@ -1,4 +1,5 @@
-"""Payment methods over HTTP: IBAN checks, registration, validation, revocation, default."""
+"""Payment methods over HTTP: IBAN checks, registration (SEPA, card), validation, revocation,
+default."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from starlette.datastructures import State
 
 from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
-from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
+from app.core.deps import AdminDep, CallerDep, ClockDep, GatewayDep, SessionDep, SettingsDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep
 from app.core.ratelimit import SlidingWindowLimiter
 from app.core.settings import Settings
 from app.payment_methods import service
+from app.payment_methods.cards import CardRegistration
 from app.payment_methods.iban import check_iban
 from app.payment_methods.models import PaymentMethodStatus
 from app.payment_methods.schemas import (
@@ -89,7 +91,7 @@ async def create_iban_check(
     response_model=PaymentMethodOut,
     status_code=201,
     summary="Register a payment method",
-    responses=problem_responses(400, 401, 409, 422),
+    responses=problem_responses(400, 401, 402, 409, 422, 429, 503),
 )
 async def create_payment_method(
     body: PaymentMethodCreate,
@@ -98,18 +100,25 @@ async def create_payment_method(
     clock: ClockDep,
     settings: SettingsDep,
     cipher: CipherDep,
+    gateway: GatewayDep,
     idempotency: IdempotencyDep,
 ) -> Response:
     async def register() -> PaymentMethodOut:
-        method = await service.create(
+        outcome = await service.create(
             session,
             customer_id=caller.customer_id,
             body=body,
             cipher=cipher,
             creditor=_creditor(settings),
+            card_registration=CardRegistration(
+                gateway=gateway,
+                return_url=settings.card_return_url or settings.public_base_url,
+                accept_raw_card_data=settings.accept_raw_card_data,
+                request_key=idempotency.key,
+            ),
             now=clock.now(),
         )
-        return method_out(method)
+        return method_out(outcome.method, outcome.action_url)
 
     return await idempotency.respond(201, register)
 
@@ -141,20 +150,22 @@ async def get_payment_method(
 @router.post(
     "/payment-methods/{method_id}/validate",
     response_model=PaymentMethodOut,
-    summary="Complete the step in next_action (SEPA: accept the mandate)",
-    responses=problem_responses(401, 404, 409, 422),
+    summary="Complete the step in next_action (SEPA: accept the mandate; card: after 3-D "
+    "Secure, no body)",
+    responses=problem_responses(401, 404, 409, 422, 429, 503),
 )
 async def validate_payment_method(
     method_id: MethodId,
-    body: ValidateIn,
     request: Request,
     session: SessionDep,
     caller: CallerDep,
     clock: ClockDep,
     settings: SettingsDep,
+    gateway: GatewayDep,
+    body: ValidateIn | None = None,
 ) -> PaymentMethodOut:
     acceptance = None
-    if body.mandate is not None:
+    if body is not None and body.mandate is not None:
         acceptance = Acceptance(
             accepted=body.mandate.accepted,
             signer_name=body.mandate.signer_name,
@@ -162,14 +173,15 @@ async def validate_payment_method(
             ip=client_ip(request, settings),
             user_agent=request.headers.get("user-agent"),
         )
-    method = await service.validate_sepa(
+    outcome = await service.validate(
         session,
         customer_id=caller.customer_id,
         method_id=method_id,
         acceptance=acceptance,
+        gateway=gateway,
         now=clock.now(),
     )
-    return method_out(method)
+    return method_out(outcome.method, outcome.action_url)
 
 
 @router.delete(

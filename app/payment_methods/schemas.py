@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus
 
@@ -41,13 +41,32 @@ class SepaDebitCreate(_In):
     sepa_debit: SepaDebitIn
 
 
-# Card bodies are not `extra="forbid"`: a body carrying a card number or CVC must get the
-# card work's own 422 `raw_card_data_not_accepted`, not a generic validation error.
-class CardIn(BaseModel):
-    token: str = Field(max_length=255, description="The gateway's payment-method id.")
+class CardIn(_In):
+    """A gateway token, or (only with AUTORENEW_ACCEPT_RAW_CARD_DATA) the card itself.
+
+    Number and CVC are `SecretStr`: they never appear in a repr, a log line or a traceback,
+    and validation errors never echo input back.
+    """
+
+    token: str | None = Field(
+        default=None, max_length=255, description="The gateway's payment-method id (`pm_…`)."
+    )
+    number: SecretStr | None = Field(
+        default=None,
+        max_length=32,
+        description="Refused (422 raw_card_data_not_accepted) unless the service accepts "
+        "raw card data from trusted internal callers.",
+    )
+    exp_month: int | None = Field(default=None, ge=1, le=12)
+    exp_year: int | None = Field(default=None, ge=2000, le=2100)
+    cvc: SecretStr | None = Field(default=None, max_length=8)
+
+    @property
+    def carries_card_data(self) -> bool:
+        return self.number is not None or self.cvc is not None
 
 
-class CardCreate(BaseModel):
+class CardCreate(_In):
     type: Literal["card"]
     card: CardIn
 
@@ -66,6 +85,8 @@ class MandateAcceptance(_In):
 
 
 class ValidateIn(_In):
+    """SEPA: the mandate acceptance. Card: nothing (the body may be left out)."""
+
     mandate: MandateAcceptance | None = None
 
 

@@ -1,7 +1,6 @@
 """Payment method rules common to both types: find, validate, revoke, default.
 
-SEPA specifics live in `sepa.py`; card registration and 3-D Secure come with the card work
-(`create`/`validate` answer `payment_method_type_unavailable` for cards until then).
+SEPA specifics live in `sepa.py`, card registration and 3-D Secure in `cards.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.crypto import FieldCipher
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.pagination import PageParams, paginate
-from app.payment_methods import events, repository, sepa
+from app.gateways.port import PaymentGateway
+from app.payment_methods import cards, events, repository, sepa
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 from app.payment_methods.schemas import CardCreate, PaymentMethodCreate, SepaDebitCreate
 from app.services import service as services
@@ -22,12 +22,6 @@ from app.services import service as services
 
 def _not_found() -> NotFound:
     return NotFound("No such payment method.", code="payment_method_not_found")
-
-
-def _card_unavailable() -> Unprocessable:
-    return Unprocessable(
-        "Card payment methods are not available yet.", code="payment_method_type_unavailable"
-    )
 
 
 async def get(session: AsyncSession, customer_id: str, method_id: str) -> PaymentMethod:
@@ -60,10 +54,18 @@ async def create(
     body: PaymentMethodCreate,
     cipher: FieldCipher,
     creditor: sepa.Creditor,
+    card_registration: cards.CardRegistration,
     now: datetime,
-) -> PaymentMethod:
+) -> cards.MethodOutcome:
+    """Register a method. A card's outcome carries the 3-D Secure URL when it needs one."""
     if isinstance(body, CardCreate):
-        raise _card_unavailable()
+        return await cards.register(
+            session,
+            customer_id=customer_id,
+            card=body.card,
+            registration=card_registration,
+            now=now,
+        )
     assert isinstance(body, SepaDebitCreate)
     method = await sepa.register(
         session,
@@ -75,21 +77,29 @@ async def create(
         now=now,
     )
     await events.announce(session, "created", method, now)
-    return method
+    return cards.MethodOutcome(method)
 
 
-async def validate_sepa(
+async def validate(
     session: AsyncSession,
     *,
     customer_id: str,
     method_id: str,
     acceptance: sepa.Acceptance | None,
+    gateway: PaymentGateway,
     now: datetime,
-) -> PaymentMethod:
-    """Accept the mandate of a SEPA method waiting for it."""
+) -> cards.MethodOutcome:
+    """Complete the step in next_action: a card asks the gateway how 3-D Secure went; a
+    SEPA method takes the mandate acceptance."""
     method = await _get_for_update(session, customer_id, method_id)
-    if method.type != "sepa_debit":
-        raise _card_unavailable()
+    if method.type == "card":
+        return await cards.refresh(session, method, gateway, now)
+    return cards.MethodOutcome(await _validate_sepa(session, method, acceptance, now))
+
+
+async def _validate_sepa(
+    session: AsyncSession, method: PaymentMethod, acceptance: sepa.Acceptance | None, now: datetime
+) -> PaymentMethod:
     if method.status != PaymentMethodStatus.REQUIRES_ACTION:
         raise Conflict(
             f"The payment method is {method.status}, not waiting for validation.",

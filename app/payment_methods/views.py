@@ -41,7 +41,18 @@ def _next_action(method: PaymentMethod) -> NextAction | None:
     )
 
 
-def method_out(method: PaymentMethod) -> PaymentMethodOut:
+def _three_d_secure(method: PaymentMethod, action_url: str | None) -> NextAction | None:
+    if method.status != PaymentMethodStatus.REQUIRES_ACTION or action_url is None:
+        return None
+    return NextAction(type="three_d_secure", method="GET", url=action_url)
+
+
+def method_out(method: PaymentMethod, action_url: str | None = None) -> PaymentMethodOut:
+    """`action_url`: the gateway's 3-D Secure page, known right after registering or
+    validating a card (it is not stored: reading a card waiting for it shows no URL; POST
+    /validate gives the current one)."""
+    if method.type == "card":
+        return PaymentMethodOut.of(method, _three_d_secure(method, action_url))
     return PaymentMethodOut.of(method, _next_action(method))
 
 

@@ -186,7 +186,7 @@ async def test_malformed_bodies_write_nothing(
         "/v1/payment-methods", json={"type": "card", "card": {"token": "pm_x"}}, headers=auth("c")
     )
     assert card.status_code == 422
-    assert card.json()["code"] == "payment_method_type_unavailable"
+    assert card.json()["code"] == "invalid_card_token"
     assert await count_rows() == NOTHING
 
 
