@@ -26,3 +26,19 @@ def test_every_route_documents_its_errors() -> None:
                 continue
             statuses = set(operation["responses"])
             assert statuses - {"200", "201", "204", "422"}, f"{method} {path} lists no errors"
+
+
+def test_every_error_is_documented_as_a_problem_document() -> None:
+    # What clients validate against: the media type we send, with the schema under it.
+    document = openapi_document()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert response["content"] == {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/ProblemDocument"}
+                        }
+                    }, f"{method} {path} {status}"
+            if "requestBody" in operation:
+                assert {"400", "413", "415", "422"} <= set(operation["responses"]), path

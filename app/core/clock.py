@@ -2,8 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Protocol
+
+from pydantic import AwareDatetime, BeforeValidator
+
+_NUMBER = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
+
+
+def _rfc3339_only(value: object) -> object:
+    # Pydantic's lax mode reads a number (or a numeric string) as a Unix time, so `0.5` would
+    # mean 1970; the API documents RFC 3339 date-times only, and says so in a 422.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an RFC 3339 date-time such as 2026-11-24T09:00:00Z")
+    return value
+
+
+def _iso_date_only(value: object) -> object:
+    # The same lax-mode trap for dates: 0 would be read as 1970-01-01.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date such as 2026-12-08")
+    return value
+
+
+# A calendar day as input (bodies and query strings): ISO 8601 text only.
+CalendarDay = Annotated[date, BeforeValidator(_iso_date_only)]
+
+# A timezone-aware instant as input (bodies and query strings): RFC 3339 text only.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
 
 
 class Clock(Protocol):

@@ -20,6 +20,7 @@ and also FastAPI's own validation errors, Starlette's HTTP errors and anything u
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -124,6 +125,7 @@ _HTTP_STATUS_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    422: "validation_error",
     429: "rate_limited",
 }
 
@@ -228,10 +230,67 @@ def unexpected_error_response(request: Request, exc: BaseException) -> JSONRespo
     )
 
 
+# Answers no route writes itself, so routes list only their own: the validation handler
+# above (422 for bad parameters or fields; 400 for a body that is not JSON at all) and the
+# edge (app/core/http.py: 413 over the size limit, 415 for a body that is not JSON).
+_PARAMETER_PROBLEMS = ("422",)
+_BODY_PROBLEMS = ("400", "413", "415", "422")
+_PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemDocument"}
+# FastAPI's own description of its 422, replaced by ours: we never send that shape.
+_FASTAPI_VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
+def _is_problem(response: dict[str, Any]) -> bool:
+    content = response.get("content", {})
+    return PROBLEM_JSON in content or (
+        content.get("application/json", {}).get("schema") == _FASTAPI_VALIDATION
+    )
+
+
+def _document_problems(document: dict[str, Any]) -> None:
+    """Describe every problem body under `application/problem+json`, the type it is sent as,
+    and add the problems the framework and the edge answer on the route's behalf.
+
+    FastAPI puts a response `model` under the route's own media type (application/json) and
+    documents its 422 in a shape we never send; left so, clients find no schema for our errors.
+    """
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            framework: tuple[str, ...] = ()
+            if "requestBody" in operation:
+                framework = _BODY_PROBLEMS
+            elif operation.get("parameters"):
+                framework = _PARAMETER_PROBLEMS
+            for status in framework:
+                responses.setdefault(status, {"description": HTTPStatus(int(status)).phrase})
+            for status, response in responses.items():
+                if _is_problem(response) or status in framework:
+                    response["content"] = {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        reference = f'"#/components/schemas/{unused}"'
+        if unused in schemas and reference not in json.dumps(document):
+            del schemas[unused]
+
+
+def _install_problem_documentation(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_problems(build())
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    _install_problem_documentation(app)
 
 
 class FieldError(BaseModel):

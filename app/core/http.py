@@ -43,6 +43,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 # Routes that take a file in its own format (bank reports) rather than JSON.
 NON_JSON_UPLOAD_PATHS: tuple[str, ...] = ("/v1/admin/sepa/returns",)
+_JSON_NUL = b"\\u0000"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -92,7 +93,7 @@ class EdgeMiddleware:
             if rejection is not None:
                 await rejection(scope, receive, send_with_request_id)
             else:
-                await self.app(scope, self._limited(receive), send_with_request_id)
+                await self.app(scope, self._limited(scope, receive), send_with_request_id)
         except Exception as exc:
             if started_response:
                 raise
@@ -104,6 +105,15 @@ class EdgeMiddleware:
     def _reject(self, scope: Scope) -> Any:
         """A problem response for requests refused before the app sees them, or None."""
         request = Request(scope)
+        # PostgreSQL text cannot hold NUL, so a `%00` reaching a query would fail there as a
+        # 500; no id, filter or cursor of this API contains one.
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            return problem_response(
+                request,
+                status=422,
+                code="validation_error",
+                detail="The URL contains a NUL character.",
+            )
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return problem_response(
@@ -131,20 +141,32 @@ class EdgeMiddleware:
             )
         return None
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Count streamed body bytes too: Content-Length can be absent or wrong."""
+    def _limited(self, scope: Scope, receive: Receive) -> Receive:
+        """Count streamed body bytes too (Content-Length can be absent or wrong), and refuse
+        JSON that carries a NUL character: PostgreSQL text cannot hold one, so it would fail
+        there as a 500. In JSON a NUL can only be written `\\u0000` (the rare literal text
+        backslash-u0000 is refused as well)."""
         received = 0
         limit = self.max_body_bytes
+        path: str = scope["path"]
+        check_nul = path.startswith("/v1/") and not path.startswith(NON_JSON_UPLOAD_PATHS)
+        tail = b""
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk: bytes = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     # FastAPI turns any other exception raised while it reads the body into
                     # a 400; an HTTPException passes through and is rendered as a 413 problem.
                     raise HTTPException(413, f"The body is larger than {limit} bytes.")
+                if check_nul:
+                    # The tail carries a sequence split between two chunks.
+                    if _JSON_NUL in tail + chunk:
+                        raise HTTPException(422, "The body contains a NUL character.")
+                    tail = (tail + chunk)[-(len(_JSON_NUL) - 1) :]
             return message
 
         return limited_receive

@@ -25,5 +25,7 @@ CurrencyCode = Annotated[
 class Money(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    amount: int = Field(gt=0, le=100_000_000_00, description="Minor units (cents).")
+    # Amounts are stored in 32-bit INTEGER columns: the bound keeps them below 2**31 (a
+    # larger one reached PostgreSQL and failed there as a 500), ten million in major units.
+    amount: int = Field(gt=0, le=1_000_000_000, description="Minor units (cents).")
     currency: CurrencyCode

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.clock import Instant
 from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.scheduler import JobContext
@@ -85,8 +85,8 @@ async def list_events(
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     resource_type: ResourceType = None,
     resource_id: ResourceId = None,
-    created_after: Annotated[datetime | None, Query(description="Inclusive, UTC.")] = None,
-    created_before: Annotated[datetime | None, Query(description="Exclusive, UTC.")] = None,
+    created_after: Annotated[Instant | None, Query(description="Inclusive, UTC.")] = None,
+    created_before: Annotated[Instant | None, Query(description="Exclusive, UTC.")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> EventPage:

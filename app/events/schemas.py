@@ -6,7 +6,7 @@ import base64
 import binascii
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.core.errors import Unprocessable
 from app.events.catalogue import EventEnvelope
@@ -73,7 +73,7 @@ class WebhookEndpointIn(BaseModel):
         max_length=100,
         description="Event types to receive; empty means every type.",
     )
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
 class WebhookEndpointPatch(BaseModel):
@@ -82,7 +82,7 @@ class WebhookEndpointPatch(BaseModel):
     url: str | None = Field(default=None, max_length=2048)
     description: str | None = Field(default=None, max_length=500)
     event_types: list[str] | None = Field(default=None, max_length=100)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 class WebhookEndpointOut(BaseModel):

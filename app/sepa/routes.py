@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 
+from app.core.clock import CalendarDay
 from app.core.deps import AdminDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyDep
@@ -61,7 +61,7 @@ async def list_batches(
     _admin: AdminDep,
     page: PageDep,
     status: BatchStatus | None = None,
-    collection_date: date | None = None,
+    collection_date: CalendarDay | None = None,
 ) -> Page[BatchOut]:
     query = repository.batches_query(status=status, collection_date=collection_date)
     rows, next_cursor = await paginate(
@@ -127,7 +127,7 @@ async def list_collections(
     _admin: AdminDep,
     page: PageDep,
     status: CollectionStatus | None = None,
-    collection_date: date | None = None,
+    collection_date: CalendarDay | None = None,
     renewal_id: str | None = None,
     batch_id: str | None = None,
 ) -> Page[CollectionOut]:

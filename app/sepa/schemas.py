@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.clock import CalendarDay
 from app.core.money import Money
 from app.sepa.models import SepaBatch, SepaCollection, SepaReturn, SepaReturnFile
 from app.sepa.pain008 import DEFAULT_SCHEMA, Pain008Schema
@@ -14,7 +15,9 @@ from app.sepa.pain008 import DEFAULT_SCHEMA, Pain008Schema
 class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collection_date: date = Field(description="The requested collection date (a TARGET2 day).")
+    collection_date: CalendarDay = Field(
+        description="The requested collection date (a TARGET2 day)."
+    )
     schema_: Pain008Schema = Field(
         default=DEFAULT_SCHEMA,
         alias="schema",

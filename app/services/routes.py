@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
-from pydantic import AwareDatetime
 
+from app.core.clock import Instant
 from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
@@ -40,7 +40,7 @@ async def list_my_services(
     caller: CallerDep,
     settings: SettingsDep,
     page: PageDep,
-    expiring_before: AwareDatetime | None = None,
+    expiring_before: Instant | None = None,
     auto_renew: bool | None = None,
 ) -> Page[ServiceOut]:
     query = repository.list_query(
@@ -221,7 +221,7 @@ async def list_services(
     page: PageDep,
     customer_id: str | None = None,
     status: Literal["active", "cancelled"] | None = None,
-    expiring_before: AwareDatetime | None = None,
+    expiring_before: Instant | None = None,
 ) -> Page[ServiceOut]:
     query = repository.list_query(
         customer_id=customer_id, status=status, expiring_before=expiring_before

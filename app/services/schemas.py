@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from app.core.clock import Instant
 from app.core.money import Money
 
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -33,11 +34,11 @@ class ServiceUpsert(BaseModel):
     customer_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     kind: ServiceKind = Field(examples=["domain", "hosting"])
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-    expires_at: AwareDatetime
+    expires_at: Instant
     period_months: int = Field(ge=1, le=120)
     price: Money
     status: Literal["active", "cancelled"] = "active"
-    auto_renew: bool | None = Field(
+    auto_renew: StrictBool | None = Field(
         default=None,
         description="Only on creation; afterwards the customer decides. Default false.",
     )
@@ -46,7 +47,7 @@ class ServiceUpsert(BaseModel):
 class AutoRenewPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    auto_renew: bool
+    auto_renew: StrictBool
 
 
 class PaymentMethodAssignment(BaseModel):
