@@ -25,10 +25,18 @@ def generate_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def _key(settings: Settings) -> bytes:
-    key = base64.urlsafe_b64decode(settings.encryption_key.get_secret_value())
+def _key(settings: Settings, key_id: str | None = None) -> bytes:
+    """The current key, or a retired one (AUTORENEW_ENCRYPTION_OLD_KEYS) by its id: after a
+    key rotation, secrets sealed under the old key must still open or dispatch would stop."""
+    if key_id is None or key_id == settings.encryption_key_id:
+        encoded = settings.encryption_key
+    elif key_id in settings.encryption_old_keys:
+        encoded = settings.encryption_old_keys[key_id]
+    else:
+        raise ValueError(f"webhook secret sealed with unknown key id {key_id!r}")
+    key = base64.urlsafe_b64decode(encoded.get_secret_value())
     if len(key) != 32:
-        raise ValueError("AUTORENEW_ENCRYPTION_KEY must be base64 of 32 bytes")
+        raise ValueError("encryption keys must be base64 of 32 bytes")
     return key
 
 
@@ -40,7 +48,5 @@ def seal(settings: Settings, plaintext: str) -> str:
 
 def unseal(settings: Settings, ciphertext: str) -> str:
     key_id, _, body = ciphertext.partition(":")
-    if key_id != settings.encryption_key_id:
-        raise ValueError(f"webhook secret sealed with unknown key id {key_id!r}")
     raw = base64.b64decode(body)
-    return AESGCM(_key(settings)).decrypt(raw[:12], raw[12:], _AAD).decode("utf-8")
+    return AESGCM(_key(settings, key_id)).decrypt(raw[:12], raw[12:], _AAD).decode("utf-8")
