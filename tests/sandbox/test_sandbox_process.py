@@ -8,12 +8,8 @@ test that cannot reach it in time fails instead of waiting.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,65 +19,29 @@ import pytest
 
 from app.gateways.port import OutcomeUnknown
 from app.gateways.stripe import StripeGateway, default_timeout
+from tests import processes
 
 API_KEY = "sk_test_process_tests"
-STARTUP_SECONDS = 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def sandboxes(tmp_path: Path) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
-        "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path}/shared-ledger.db",
-        "AUTORENEW_SANDBOX_FAULT_HANG_SECONDS": "1",
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: list[str] = []
-    log = tmp_path / "sandbox.log"
-    try:
-        with log.open("wb") as output:
-            for _ in range(2):
-                port = free_port()
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "app.cli", "sandbox-gateway", "--port", str(port)],
-                        env=env,
-                        stdout=output,
-                        stderr=subprocess.STDOUT,
-                    )
+    """Two sandbox processes sharing one ledger file."""
+    ledger = tmp_path / "shared-ledger.db"
+    with ExitStack() as stack:
+        # One at a time: the first creates the ledger's tables and secret.
+        urls = [
+            stack.enter_context(
+                processes.sandbox_gateway(
+                    tmp_path,
+                    name=f"sandbox-{n}",
+                    ledger=ledger,
+                    AUTORENEW_SANDBOX_FAULT_HANG_SECONDS="1",
                 )
-                urls.append(f"http://127.0.0.1:{port}")
-                # One at a time: the first creates the ledger's tables and secret.
-                wait_until_listening(processes[-1], port, log)
+            )
+            for n in range(2)
+        ]
         yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-def wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the sandbox process exited: {log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)  # waiting for another process to boot, not for business time
-    pytest.fail(f"the sandbox did not listen on {port} within {STARTUP_SECONDS}s")
 
 
 @pytest.mark.slow
