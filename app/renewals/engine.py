@@ -47,7 +47,7 @@ from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, emit_transition
 from app.sepa import collections as sepa_collections
-from app.services.lead_time import lead_days, next_charge_at
+from app.services.lead_time import longest_lead_days, next_charge_at
 from app.services.models import Service
 from app.services.periods import add_months
 
@@ -138,12 +138,7 @@ class RenewalEngine:
     async def plan(self) -> int:
         """Create the next period's renewal for every service whose charge date has come."""
         now = self.clock.now()
-        longest_lead = max(
-            self.settings.renewal_lead_days,
-            self.settings.renewal_lead_days_sepa,
-            *self.settings.renewal_lead_days_by_kind.values(),
-        )
-        horizon = now + timedelta(days=longest_lead)
+        horizon = now + timedelta(days=longest_lead_days(self.settings))
         planned, after_id = 0, None
         while True:
             async with transaction(self.sessionmaker) as session:
@@ -173,8 +168,8 @@ class RenewalEngine:
     def _new_renewal(
         self, service: Service, method_type: str | None, now: datetime
     ) -> dict[str, object]:
-        due_at = service.expires_at - timedelta(
-            days=lead_days(self.settings, kind=service.kind, method_type=method_type)
+        due_at = next_charge_at(
+            self.settings, expires_at=service.expires_at, kind=service.kind, method_type=method_type
         )
         return {
             "id": new_id("ren"),

@@ -13,7 +13,7 @@ from app.core.settings import Settings
 from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal
 from app.renewals.schemas import ForecastDay
-from app.services.lead_time import next_charge_at
+from app.services.lead_time import longest_lead_days, next_charge_at
 from app.services.models import Service
 
 
@@ -40,18 +40,13 @@ async def forecast(
         planned.add(service_id)
         add(at, currency, amount)
 
-    longest_lead = max(
-        settings.renewal_lead_days,
-        settings.renewal_lead_days_sepa,
-        *settings.renewal_lead_days_by_kind.values(),
-    )
     upcoming = await session.execute(
         select(Service, PaymentMethod.type)
         .join(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
         .where(
             Service.status == "active",
             Service.auto_renew.is_(True),
-            Service.expires_at < until + timedelta(days=longest_lead),
+            Service.expires_at < until + timedelta(days=longest_lead_days(settings)),
         )
     )
     for service, method_type in upcoming.all():

@@ -15,7 +15,7 @@ from app.core.settings import Settings
 from app.events.models import Event
 from app.payment_methods import events
 from app.payment_methods.models import PaymentMethod
-from app.services.lead_time import next_charge_at
+from app.services.lead_time import longest_lead_days, next_charge_at
 from app.services.methods import facts
 from app.services.models import Service
 
@@ -35,7 +35,7 @@ async def announce_expiring_cards(
 ) -> int:
     """Announce each validated card that expires before the next charge of a service it
     renews, once per card. Returns how many were announced."""
-    longest_lead = max(settings.renewal_lead_days, *settings.renewal_lead_days_by_kind.values())
+    longest_lead = longest_lead_days(settings, sepa=False)
     rows = await session.execute(
         select(Service, PaymentMethod)
         .join(PaymentMethod, PaymentMethod.id == Service.payment_method_id)

@@ -25,3 +25,12 @@ def next_charge_at(
     settings: Settings, *, expires_at: datetime, kind: str, method_type: str | None
 ) -> datetime:
     return expires_at - timedelta(days=lead_days(settings, kind=kind, method_type=method_type))
+
+
+def longest_lead_days(settings: Settings, *, sepa: bool = True) -> int:
+    """The earliest any service can be charged before its expiry: how far ahead planning,
+    forecasts and warnings must look. `sepa=False` for questions about cards only."""
+    leads = [settings.renewal_lead_days, *settings.renewal_lead_days_by_kind.values()]
+    if sepa:
+        leads.append(settings.renewal_lead_days_sepa)
+    return max(leads)
