@@ -6,6 +6,7 @@ read events.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,30 +24,49 @@ from app.events.models import (
 # --- events -------------------------------------------------------------------------------
 
 
-# Plain SQL on purpose: SQLAlchemy cannot cache a compiled ON CONFLICT DO UPDATE construct,
-# and compiling it again for every event cost more than the rest of the emit. PostgreSQL and
-# SQLite (3.35+) both understand this exact text.
-_NEXT_SEQUENCE = text(
-    "INSERT INTO event_sequences (resource_type, resource_id, last_sequence) "
-    "VALUES (:resource_type, :resource_id, 1) "
-    "ON CONFLICT (resource_type, resource_id) "
-    "DO UPDATE SET last_sequence = event_sequences.last_sequence + 1 "
-    "RETURNING last_sequence"
-)
+async def next_sequences(session: AsyncSession, resources: Sequence[tuple[str, str]]) -> list[int]:
+    """Take the next number for each (resource type, resource id), atomically, in one trip.
 
-
-async def next_sequence(session: AsyncSession, resource_type: str, resource_id: str) -> int:
-    """Take the next number for a resource, atomically.
-
-    One upsert: the first event creates the counter row; later ones increment it. The
-    increment row-locks the counter until the caller's transaction ends, so a concurrent
+    One upsert: the first event of a resource creates its counter row; later ones add to
+    it. A resource named k times gets k consecutive numbers, in the order given. The
+    increment row-locks the counters until the caller's transaction ends, so a concurrent
     emitter for the same resource waits and then reads the committed value: numbers follow
-    commit order. A rolled-back transaction gives its number back with its event.
+    commit order. A rolled-back transaction gives its numbers back with its events.
+
+    Plain SQL on purpose: SQLAlchemy cannot cache a compiled ON CONFLICT DO UPDATE
+    construct, and compiling one per call cost more than the rest of an emit. PostgreSQL
+    and SQLite (3.35+) both understand this exact text. Counters are taken in sorted order,
+    so two transactions naming the same resources wait for each other, never deadlock.
     """
-    result = await session.execute(
-        _NEXT_SEQUENCE, {"resource_type": resource_type, "resource_id": resource_id}
+    wanted = Counter(resources)
+    keys = sorted(wanted)
+    rows = ", ".join(f"(:t{i}, :r{i}, :n{i})" for i in range(len(keys)))
+    params: dict[str, object] = {}
+    for i, (resource_type, resource_id) in enumerate(keys):
+        params |= {f"t{i}": resource_type, f"r{i}": resource_id, f"n{i}": wanted[keys[i]]}
+    # Only placeholders are formatted into the text; every value is a bound parameter.
+    upsert = (
+        "INSERT INTO event_sequences (resource_type, resource_id, last_sequence) "  # noqa: S608
+        f"VALUES {rows} ON CONFLICT (resource_type, resource_id) "
+        "DO UPDATE SET last_sequence = event_sequences.last_sequence + excluded.last_sequence "
+        "RETURNING resource_type, resource_id, last_sequence"
     )
-    return int(result.scalar_one())
+    result = await session.execute(
+        text(upsert),
+        params,
+    )
+    # The first number of each resource's run, then handed out in the order asked.
+    following = {
+        (row.resource_type, row.resource_id): int(row.last_sequence)
+        - wanted[(row.resource_type, row.resource_id)]
+        + 1
+        for row in result
+    }
+    numbers = []
+    for resource in resources:
+        numbers.append(following[resource])
+        following[resource] += 1
+    return numbers
 
 
 @dataclass(frozen=True)

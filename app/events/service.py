@@ -8,9 +8,10 @@ commit with it; if it rolls back, nothing is ever sent. The dispatcher
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,18 @@ from app.events.guard import check_no_secrets
 from app.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to record: `data` is a payload model instance of its type, or a mapping
+    validated against that model."""
+
+    type: str
+    resource_id: str
+    data: BaseModel | Mapping[str, Any]
+    customer_id: str | None
+    resource_type: str | None = None
+
+
 async def emit(
     session: AsyncSession,
     *,
@@ -33,42 +46,89 @@ async def emit(
     customer_id: str | None,
     resource_type: str | None = None,
 ) -> Event:
-    """Record one event in the caller's transaction (flushes, never commits).
+    """Record one event in the caller's transaction (never commits).
 
     `type` must be in the catalogue and `data` must fit its payload model (a model instance
     of that class, or a mapping validated against it). Raises `ValueError` (or
     `UnsafeEventData`) for a bug in the emitter: unknown type, wrong shape, a secret.
     """
-    spec = lookup(type)
-    if isinstance(data, BaseModel):
-        if not isinstance(data, spec.payload):
-            raise TypeError(f"{type} takes {spec.payload.__name__}, not {data.__class__.__name__}")
-        payload = data.model_dump(mode="json")
-    else:
-        payload = spec.payload.model_validate(dict(data)).model_dump(mode="json")
-    check_no_secrets(payload)
-
-    resource_type = resource_type or spec.resource_type
-    sequence = await repo.next_sequence(session, resource_type, resource_id)
-    event = Event(
-        id=new_id("evt"),
-        type=type,
-        schema_version=spec.version,
-        customer_id=customer_id,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        sequence=sequence,
-        data=payload,
-        created_at=now,
-    )
-    session.add(event)
-    owed = [e for e in await repo.enabled_endpoints(session) if e.wants(type)]
-    if owed:
-        await session.flush()  # the event row before the deliveries that reference it
-        session.add_all(new_delivery(event, endpoint, now) for endpoint in owed)
-    # Otherwise the event is written with the caller's other changes, at their flush or
-    # commit: one round trip fewer for the common case of no subscriber.
+    new = NewEvent(type, resource_id, data, customer_id, resource_type)
+    (event,) = await emit_all(session, [new], now=now)
     return event
+
+
+async def emit_all(
+    session: AsyncSession, new_events: Sequence[NewEvent], *, now: datetime
+) -> list[Event]:
+    """Record several events in the caller's transaction, with one round trip for their
+    sequence numbers (a renewal sweep settles many renewals per transaction)."""
+    if not new_events:
+        return []
+    prepared = [_checked(new) for new in new_events]
+    sequences = await repo.next_sequences(
+        session, [(resource_type, new.resource_id) for new, resource_type, _, _ in prepared]
+    )
+    events = [
+        Event(
+            id=new_id("evt"),
+            type=new.type,
+            schema_version=version,
+            customer_id=new.customer_id,
+            resource_type=resource_type,
+            resource_id=new.resource_id,
+            sequence=sequence,
+            data=payload,
+            created_at=now,
+        )
+        for (new, resource_type, version, payload), sequence in zip(
+            prepared, sequences, strict=True
+        )
+    ]
+    session.add_all(events)
+    endpoints = await _enabled_endpoints(session)
+    deliveries = [
+        new_delivery(event, endpoint, now)
+        for event in events
+        for endpoint in endpoints
+        if endpoint.wants(event.type)
+    ]
+    if deliveries:
+        await session.flush()  # the event rows before the deliveries that reference them
+        session.add_all(deliveries)
+    # Otherwise the events are written with the caller's other changes, at their flush or
+    # commit: one round trip fewer for the common case of no subscriber.
+    return events
+
+
+def _checked(new: NewEvent) -> tuple[NewEvent, str, int, dict[str, Any]]:
+    """The event's resource type, schema version and JSON payload, or a ValueError."""
+    spec = lookup(new.type)
+    if isinstance(new.data, BaseModel):
+        if not isinstance(new.data, spec.payload):
+            raise TypeError(
+                f"{new.type} takes {spec.payload.__name__}, not {new.data.__class__.__name__}"
+            )
+        payload = new.data.model_dump(mode="json")
+    else:
+        payload = spec.payload.model_validate(dict(new.data)).model_dump(mode="json")
+    check_no_secrets(payload)
+    return new, new.resource_type or spec.resource_type, spec.version, payload
+
+
+async def _enabled_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
+    """The enabled endpoints, read once per transaction: a transaction that emits many
+    events (a renewal sweep settling a group) asks the database once, not once per event.
+    No code path changes endpoints and emits events in the same transaction."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_ENDPOINTS_KEY)
+    if cached is not None and cached[0] is transaction:
+        return cast(list[WebhookEndpoint], cached[1])
+    endpoints = await repo.enabled_endpoints(session)
+    session.info[_ENDPOINTS_KEY] = (transaction, endpoints)
+    return endpoints
+
+
+_ENDPOINTS_KEY = "autorenew.events.enabled_endpoints"
 
 
 def new_delivery(event: Event, endpoint: WebhookEndpoint, now: datetime) -> WebhookDelivery:

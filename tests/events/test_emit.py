@@ -15,7 +15,7 @@ from app.events.catalogue import CATALOGUE
 from app.events.guard import UnsafeEventData, check_no_secrets
 from app.events.models import Event
 from app.events.payloads import PaymentMethodData
-from app.events.service import emit
+from app.events.service import NewEvent, emit, emit_all
 from app.openapi_export import openapi_document
 
 from .helpers import emit_committed, emit_rolled_back, renewal_data
@@ -157,3 +157,25 @@ async def test_a_payload_carrying_a_card_number_is_refused_before_writing(
         )
     await session.rollback()
     assert await session.scalar(select(func.count()).select_from(Event)) == 0
+
+
+async def test_several_events_take_consecutive_numbers_in_one_call(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    await emit_committed(sessionmaker, clock.now(), resource_id="ren_a")
+    async with sessionmaker() as session, session.begin():
+        events = await emit_all(
+            session,
+            [
+                NewEvent("renewal.failed", "ren_a", renewal_data("ren_a"), "cus_1"),
+                NewEvent("renewal.succeeded", "ren_b", renewal_data("ren_b"), "cus_1"),
+                NewEvent("renewal.succeeded", "ren_a", renewal_data("ren_a"), "cus_1"),
+            ],
+            now=clock.now(),
+        )
+    assert [(e.resource_id, e.sequence) for e in events] == [
+        ("ren_a", 2),
+        ("ren_b", 1),
+        ("ren_a", 3),
+    ]
+    assert (await emit_committed(sessionmaker, clock.now(), resource_id="ren_b")).sequence == 2
