@@ -32,6 +32,7 @@ from app.core.database import transaction
 from app.core.ids import new_id
 from app.core.scheduler import JobContext
 from app.core.settings import Settings
+from app.events.service import NewEvent, emit_all
 from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
@@ -45,7 +46,7 @@ from app.payment_methods.models import PaymentMethod
 from app.renewals import metrics, repository
 from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
-from app.renewals.notify import Before, emit_transition
+from app.renewals.notify import Before, transition_events
 from app.sepa import collections as sepa_collections
 from app.services.lead_time import longest_lead_days, next_charge_at
 from app.services.models import Service
@@ -70,7 +71,33 @@ class SweepSummary:
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
-        metrics.RENEWAL_OUTCOMES.labels(outcome).inc()
+
+    def merge(self, tally: SweepSummary) -> None:
+        """Add a committed transaction's tally to the sweep's, and to the metrics.
+
+        Outcomes are tallied per transaction and merged only after its commit, so a group
+        that rolls back (and is settled again one by one) is never counted twice."""
+        for outcome in OUTCOMES:
+            counted = getattr(tally, outcome)
+            if counted:
+                self.count_many(outcome, counted)
+                metrics.RENEWAL_OUTCOMES.labels(outcome).inc(counted)
+        self.claimed += tally.claimed
+        self.reconciled += tally.reconciled
+
+    def count_many(self, outcome: str, times: int) -> None:
+        setattr(self, outcome, getattr(self, outcome) + times)
+
+
+OUTCOMES = (
+    "succeeded",
+    "failed",
+    "retry_scheduled",
+    "requires_action",
+    "canceled",
+    "outcome_unknown",
+    "rate_limited",
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +116,14 @@ class ChargeJob:
     # A reconciliation past the gateway's idempotency window must look up, not re-send.
     lookup_only: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+# The gateway's answer, or the error it raised; None means "no charge exists" (a lookup).
+Outcome = Charge | GatewayError | None
+
+# At most this many answers settle in one transaction: short enough for its row locks to
+# be held briefly, long enough to make the commit cost per renewal small.
+SETTLEMENT_GROUP_SIZE = 50
 
 
 def worker_name() -> str:
@@ -124,9 +159,7 @@ class RenewalEngine:
             if not jobs:
                 break
             batches += 1
-            # Each renewal is settled as soon as its own answer arrives, in its own
-            # transaction: a slow charge does not hold back the rest of the batch.
-            await asyncio.gather(*(self._charge_and_settle(job, summary) for job in jobs))
+            await self._charge_batch(jobs, summary)
         await sepa_collections.run_cycle(self.sessionmaker, self.clock, self.settings)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
@@ -197,6 +230,7 @@ class RenewalEngine:
     async def claim(self, summary: SweepSummary) -> list[ChargeJob]:
         now = self.clock.now()
         jobs: list[ChargeJob] = []
+        tally = SweepSummary()
         async with transaction(self.sessionmaker) as session:
             renewals = await repository.claim_due(
                 session, now=now, limit=self.settings.renewal_batch_size
@@ -206,18 +240,21 @@ class RenewalEngine:
             services = await repository.services_by_id(session, [r.service_id for r in renewals])
             method_ids = [s.payment_method_id for s in services.values() if s.payment_method_id]
             methods = await repository.methods_by_id(session, method_ids)
+            events: list[NewEvent] = []
             for renewal in renewals:
-                summary.claimed += 1
+                tally.claimed += 1
                 service = services[renewal.service_id]
                 before = Before.of(renewal, service)
                 if renewal.status == "processing":
                     job = await self._reclaim(session, renewal, service, now)
                 else:
                     method = methods.get(service.payment_method_id or "")
-                    job = self._start_attempt(session, renewal, service, method, now, summary)
-                    await emit_transition(session, renewal, service, before, now)
+                    job = self._start_attempt(session, renewal, service, method, now, tally)
+                    events += transition_events(renewal, service, before)
                 if job is not None:
                     jobs.append(job)
+            await emit_all(session, events, now=now)
+        summary.merge(tally)
         return jobs
 
     def _stop_reason(
@@ -331,7 +368,7 @@ class RenewalEngine:
 
     # --- charge -------------------------------------------------------------------------
 
-    async def _call(self, job: ChargeJob) -> Charge | GatewayError | None:
+    async def _call(self, job: ChargeJob) -> Outcome:
         """The gateway's answer, or the error it raised; None means "no charge exists"."""
         async with self._gateway_slots:
             started = time.perf_counter()
@@ -354,29 +391,82 @@ class RenewalEngine:
             finally:
                 metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
 
-    async def _charge_and_settle(self, job: ChargeJob, summary: SweepSummary) -> None:
-        outcome = await self._call(job)
-        await self.settle(job, outcome, summary)
+    async def _charge_batch(self, jobs: list[ChargeJob], summary: SweepSummary) -> None:
+        """Charge a claimed batch and settle the answers as they arrive.
+
+        Each answer is settled as soon as it is in, never held back by a slower charge of
+        the same batch. Answers that arrive while a settlement transaction is running are
+        settled together in the next one (group commit): with a fast gateway a batch
+        settles in a few transactions instead of one per renewal.
+        """
+        answers: asyncio.Queue[tuple[ChargeJob, Outcome]] = asyncio.Queue()
+
+        async def charge(job: ChargeJob) -> None:
+            answers.put_nowait((job, await self._call(job)))
+
+        charging = asyncio.gather(*(charge(job) for job in jobs))
+        try:
+            unsettled = len(jobs)
+            while unsettled:
+                group = [await answers.get()]
+                while not answers.empty() and len(group) < SETTLEMENT_GROUP_SIZE:
+                    group.append(answers.get_nowait())
+                await self.settle_group(group, summary)
+                unsettled -= len(group)
+        finally:
+            # If settling failed (the database went away), let the charges in flight finish;
+            # their attempts stay processing under the lease and are reconciled later.
+            await charging
 
     # --- settle -------------------------------------------------------------------------
 
-    async def settle(
-        self, job: ChargeJob, outcome: Charge | GatewayError | None, summary: SweepSummary
+    async def settle_group(
+        self, group: list[tuple[ChargeJob, Outcome]], summary: SweepSummary
     ) -> None:
+        """Write answers in one transaction, if the leases are still ours.
+
+        A group that fails as a whole (a deadlock, a bug in one renewal's rules) is settled
+        again one answer per transaction, so one bad renewal cannot hold back the others.
+        An answer that cannot be written at all leaves its attempt `processing`: when the
+        lease runs out, a sweep reconciles it with the gateway by idempotency key.
+        """
+        try:
+            tally = await self._settle_together(group)
+        except Exception:
+            if len(group) > 1:
+                log.warning("settling a group failed; settling one by one", exc_info=True)
+                for answer in group:
+                    await self.settle_group([answer], summary)
+            else:
+                log.exception(
+                    "settling a renewal failed; it will be reconciled after its lease",
+                    extra={"renewal_id": group[0][0].renewal_id},
+                )
+            return
+        summary.merge(tally)
+
+    async def _settle_together(self, group: list[tuple[ChargeJob, Outcome]]) -> SweepSummary:
         now = self.clock.now()
+        tally = SweepSummary()
         async with transaction(self.sessionmaker) as session:
-            renewal, attempt, service = await repository.lock_for_settlement(
-                session, job.renewal_id, job.attempt_id
+            locked = await repository.lock_for_settlement(
+                session, [job.attempt_id for job, _ in group]
             )
-            if renewal.lease_owner != self.worker or attempt.status != "processing":
-                # Our lease ran out and another worker took the renewal over: its answer wins.
-                return
-            if job.reconcile:
-                attempt.reconciled = True
-                summary.reconciled += 1
-            before = Before.of(renewal, service)
-            self._apply(renewal, attempt, service, outcome, now, summary)
-            await emit_transition(session, renewal, service, before, now)
+            events: list[NewEvent] = []
+            for job, outcome in group:
+                renewal, attempt, service = locked[job.attempt_id]
+                if renewal.lease_owner != self.worker or attempt.status != "processing":
+                    # Our lease ran out and another worker took the renewal over: its
+                    # answer wins.
+                    continue
+                if job.reconcile:
+                    attempt.reconciled = True
+                    tally.reconciled += 1
+                before = Before.of(renewal, service)
+                self._apply(renewal, attempt, service, outcome, now, tally)
+                events += transition_events(renewal, service, before)
+            await emit_all(session, events, now=now)
+        return tally
 
     def _apply(
         self,

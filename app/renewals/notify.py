@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.payloads import Money, RenewalData, ServiceRenewedData
-from app.events.service import emit
+from app.events.service import NewEvent, emit_all
 from app.renewals.models import Renewal
 from app.services.models import Service
 
@@ -50,40 +50,46 @@ def renewal_data(renewal: Renewal) -> RenewalData:
 async def emit_transition(
     session: AsyncSession, renewal: Renewal, service: Service, before: Before, now: datetime
 ) -> None:
-    async def renewal_event(kind: str) -> None:
-        await emit(
-            session,
+    await emit_all(session, transition_events(renewal, service, before), now=now)
+
+
+def transition_events(renewal: Renewal, service: Service, before: Before) -> list[NewEvent]:
+    """The events a renewal's change from `before` to its present state owes."""
+
+    def renewal_event(kind: str) -> NewEvent:
+        return NewEvent(
             type=f"renewal.{kind}",
             resource_id=renewal.id,
             customer_id=renewal.customer_id,
             data=renewal_data(renewal),
-            now=now,
         )
 
     if renewal.status == "succeeded" and before.status != "succeeded":
-        await renewal_event("succeeded")
+        events = [renewal_event("succeeded")]
         if service.expires_at != before.service_expires_at:
-            await emit(
-                session,
-                type="service.renewed",
-                resource_id=service.id,
-                customer_id=service.customer_id,
-                data=ServiceRenewedData(
-                    service_id=service.id,
+            events.append(
+                NewEvent(
+                    type="service.renewed",
+                    resource_id=service.id,
                     customer_id=service.customer_id,
-                    renewal_id=renewal.id,
-                    previous_expires_at=before.service_expires_at,
-                    expires_at=service.expires_at,
-                    period_months=service.period_months,
-                ),
-                now=now,
+                    data=ServiceRenewedData(
+                        service_id=service.id,
+                        customer_id=service.customer_id,
+                        renewal_id=renewal.id,
+                        previous_expires_at=before.service_expires_at,
+                        expires_at=service.expires_at,
+                        period_months=service.period_months,
+                    ),
+                )
             )
-    elif renewal.status == "failed" and before.status != "failed":
-        await renewal_event("failed")
-    elif renewal.failed_charge_count > before.failed_charge_count:
+        return events
+    if renewal.status == "failed" and before.status != "failed":
+        return [renewal_event("failed")]
+    if renewal.failed_charge_count > before.failed_charge_count:
         # A failed charge that will be retried: the customer can still fix the method.
-        await renewal_event("failed")
-    elif renewal.status == "requires_action" and before.status != "requires_action":
-        await renewal_event("requires_action")
-    elif renewal.status == "canceled" and before.status != "canceled":
-        await renewal_event("canceled")
+        return [renewal_event("failed")]
+    if renewal.status == "requires_action" and before.status != "requires_action":
+        return [renewal_event("requires_action")]
+    if renewal.status == "canceled" and before.status != "canceled":
+        return [renewal_event("canceled")]
+    return []

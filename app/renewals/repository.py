@@ -115,18 +115,23 @@ async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
 
 
 async def lock_for_settlement(
-    session: AsyncSession, renewal_id: str, attempt_id: str
-) -> tuple[Renewal, RenewalAttempt, Service]:
-    """The renewal, the attempt being settled and the service, locked in one round trip."""
+    session: AsyncSession, attempt_ids: Sequence[str]
+) -> dict[str, tuple[Renewal, RenewalAttempt, Service]]:
+    """Attempts being settled with their renewals and services, locked in one round trip.
+
+    Rows are locked in renewal id order, so two transactions settling overlapping groups
+    wait for each other instead of deadlocking.
+    """
     query = (
         select(Renewal, RenewalAttempt, Service)
         .join(RenewalAttempt, RenewalAttempt.renewal_id == Renewal.id)
         .join(Service, Service.id == Renewal.service_id)
-        .where(Renewal.id == renewal_id, RenewalAttempt.id == attempt_id)
+        .where(RenewalAttempt.id.in_(attempt_ids))
+        .order_by(Renewal.id)
         .with_for_update()
     )
-    row = (await session.execute(query)).one()
-    return row[0], row[1], row[2]
+    rows = (await session.execute(query)).all()
+    return {attempt.id: (renewal, attempt, service) for renewal, attempt, service in rows}
 
 
 async def open_attempt(session: AsyncSession, renewal_id: str) -> RenewalAttempt | None:

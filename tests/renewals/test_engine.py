@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
 from app.core.settings import Settings
+from app.events.models import Event
 from app.renewals.engine import RenewalEngine
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
@@ -380,3 +382,73 @@ async def test_the_customer_retries_after_fixing_the_method(
         "requires_action",
         "succeeded",
     ]
+
+
+async def test_answers_of_one_batch_settle_together_each_by_its_own_rules(
+    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
+) -> None:
+    behaviours = ["ok", "soft_decline", "ok", "hard_decline", "auth", "ok"]
+    services = [
+        await due_service(session, clock, behaviour=behaviour, gateway=gateway)
+        for behaviour in behaviours
+    ]
+    summary = await renewer.sweep()
+    assert (summary.succeeded, summary.retry_scheduled, summary.failed) == (3, 1, 1)
+    assert summary.requires_action == 1
+    statuses = [(await renewal_of(session, s.id)).status for s in services]
+    assert statuses == [
+        "succeeded",
+        "scheduled",
+        "succeeded",
+        "failed",
+        "requires_action",
+        "succeeded",
+    ]
+    assert len(gateway.successful_charges()) == 3
+    events = (
+        await session.execute(
+            select(Event.type, func.count()).group_by(Event.type).order_by(Event.type)
+        )
+    ).all()
+    assert [tuple(row) for row in events] == [
+        ("renewal.failed", 2),
+        ("renewal.requires_action", 1),
+        ("renewal.succeeded", 3),
+        ("service.renewed", 3),
+    ]
+
+
+class BrokenForOneRenewal(RenewalEngine):
+    """A rule that raises for one renewal: stands in for a bug or a bad row."""
+
+    broken_service_id = ""
+
+    def _apply(self, renewal: Renewal, *args: Any, **kwargs: Any) -> None:
+        if renewal.service_id == self.broken_service_id:
+            raise RuntimeError("a bug in one renewal's rules")
+        super()._apply(renewal, *args, **kwargs)
+
+
+async def test_one_bad_answer_does_not_hold_back_the_rest_of_its_group(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    settings: Settings,
+    gateway: FakeGateway,
+) -> None:
+    services = [await due_service(session, clock) for _ in range(4)]
+    renewer = BrokenForOneRenewal(sessionmaker, gateway, clock, settings, worker="w")
+    renewer.broken_service_id = services[1].id
+
+    summary = await renewer.sweep()
+    assert summary.succeeded == 3  # counted once each, though their group rolled back
+    statuses = [(await renewal_of(session, s.id)).status for s in services]
+    assert statuses == ["succeeded", "processing", "succeeded", "succeeded"]
+
+    # The broken one stays processing under its lease, then is reconciled by key: charged
+    # once at the gateway, settled as a success without a second charge.
+    fixed = RenewalEngine(sessionmaker, gateway, clock, settings, worker="w2")
+    clock.advance(timedelta(seconds=settings.renewal_lease_seconds + 1))
+    assert (await fixed.sweep()).reconciled == 1
+    assert (await renewal_of(session, services[1].id)).status == "succeeded"
+    assert len(gateway.successful_charges()) == 4
