@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     renewal_lease_seconds: int = Field(default=120, ge=2)
     dunning_schedule_days: list[int] = Field(default_factory=lambda: [1, 3, 5])
     renewal_grace_days: int = Field(default=0, ge=0, le=60)
+    # Off by default: when a renewal's method fails for good, charge the customer's default
+    # method, then their other validated cards, instead of failing (app/renewals/fallback.py).
+    renewal_fallback_enabled: bool = False
     # Stripe keeps idempotency keys for at least 24 hours; within that window a lost answer
     # is recovered by re-sending the same request, after it only by looking the charge up.
     gateway_idempotency_window_hours: int = Field(default=23, ge=1, le=24)

@@ -43,7 +43,7 @@ from app.gateways.port import (
     RateLimited,
 )
 from app.payment_methods.models import PaymentMethod
-from app.renewals import metrics, repository
+from app.renewals import fallback, metrics, repository
 from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, transition_events
@@ -67,10 +67,11 @@ class SweepSummary:
     outcome_unknown: int = 0
     rate_limited: int = 0
     reconciled: int = 0
+    payment_method_switched: int = 0
     duration_seconds: float = 0.0
 
-    def count(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
+    def count(self, outcome: str, times: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + times)
 
     def merge(self, tally: SweepSummary) -> None:
         """Add a committed transaction's tally to the sweep's, and to the metrics.
@@ -80,13 +81,10 @@ class SweepSummary:
         for outcome in OUTCOMES:
             counted = getattr(tally, outcome)
             if counted:
-                self.count_many(outcome, counted)
+                self.count(outcome, counted)
                 metrics.RENEWAL_OUTCOMES.labels(outcome).inc(counted)
         self.claimed += tally.claimed
         self.reconciled += tally.reconciled
-
-    def count_many(self, outcome: str, times: int) -> None:
-        setattr(self, outcome, getattr(self, outcome) + times)
 
 
 OUTCOMES = (
@@ -97,6 +95,7 @@ OUTCOMES = (
     "canceled",
     "outcome_unknown",
     "rate_limited",
+    "payment_method_switched",
 )
 
 
@@ -249,7 +248,11 @@ class RenewalEngine:
                     job = await self._reclaim(session, renewal, service, now)
                 else:
                     method = methods.get(service.payment_method_id or "")
+                    method = await self._replace_unusable(
+                        session, renewal, service, method, now, tally
+                    )
                     job = self._start_attempt(session, renewal, service, method, now, tally)
+                    await self._fall_back_or_fail(session, renewal, service, before, now, tally)
                     events += transition_events(renewal, service, before)
                 if job is not None:
                     jobs.append(job)
@@ -464,6 +467,7 @@ class RenewalEngine:
                     tally.reconciled += 1
                 before = Before.of(renewal, service)
                 self._apply(renewal, attempt, service, outcome, now, tally)
+                await self._fall_back_or_fail(session, renewal, service, before, now, tally)
                 events += transition_events(renewal, service, before)
             await emit_all(session, events, now=now)
         return tally
@@ -527,8 +531,7 @@ class RenewalEngine:
         else:
             # Any other refusal (an unusable token, …) will not get better by itself.
             self._close_attempt(attempt, "failed", now, code=outcome.code)
-            self._finish(renewal, "failed", now, code=outcome.code, reason=outcome.message)
-            summary.count("failed")
+            self._fail(renewal, now, summary, code=outcome.code, reason=outcome.message)
 
     def _succeed(
         self,
@@ -567,8 +570,7 @@ class RenewalEngine:
         self._close_attempt(attempt, "failed", now, code=code)
         attempt.decline_code, attempt.hard_decline = decline_code, hard
         if hard:
-            self._finish(renewal, "failed", now, code=decline_code or code, reason="hard decline")
-            summary.count("failed")
+            self._fail(renewal, now, summary, code=decline_code or code, reason="hard decline")
             return
         self._soft_failure(renewal, service, now, code=decline_code or code, summary=summary)
 
@@ -585,11 +587,98 @@ class RenewalEngine:
         )
         renewal.failure_code = code
         if decision.retry_at is None:
-            self._finish(renewal, "failed", now, code=code, reason=decision.reason)
-            summary.count("failed")
+            self._fail(renewal, now, summary, code=code, reason=decision.reason)
         else:
             self._reschedule(renewal, decision.retry_at, now)
             summary.count("retry_scheduled")
+
+    def _fail(
+        self,
+        renewal: Renewal,
+        now: datetime,
+        summary: SweepSummary,
+        *,
+        code: str,
+        reason: str | None,
+    ) -> None:
+        """The renewal's method failed for good. With the fallback on, `_fall_back_or_fail`
+        (run once this step is done) may still give it another method, and counts it."""
+        self._finish(renewal, "failed", now, code=code, reason=reason)
+        if not self.settings.renewal_fallback_enabled:
+            summary.count("failed")
+
+    # --- the optional payment-method fallback (app/renewals/fallback.py) ----------------
+
+    async def _replace_unusable(
+        self,
+        session: AsyncSession,
+        renewal: Renewal,
+        service: Service,
+        method: PaymentMethod | None,
+        now: datetime,
+        summary: SweepSummary,
+    ) -> PaymentMethod | None:
+        """With the fallback on, a method that can no longer pay (expired card, failed
+        verification) is replaced before the charge, so the next method is charged at once.
+        Without a replacement the unusable method waits as before (`_start_attempt`)."""
+        if (
+            not self.settings.renewal_fallback_enabled
+            or method is None
+            or (method.status == "validated" and method.gateway_payment_method_id)
+            or self._stop_reason(renewal, service, method) is not None
+        ):
+            return method
+        replacement = await fallback.switch_to_next_method(
+            session,
+            renewal,
+            service,
+            failed_method_id=method.id,
+            failure="payment_method_unusable",
+            settings=self.settings,
+            now=now,
+        )
+        if replacement is None:
+            return method
+        summary.count("payment_method_switched")
+        return replacement
+
+    async def _fall_back_or_fail(
+        self,
+        session: AsyncSession,
+        renewal: Renewal,
+        service: Service,
+        before: Before,
+        now: datetime,
+        summary: SweepSummary,
+    ) -> None:
+        """With the fallback on, a renewal that has just failed is charged again, now, with
+        the customer's next method; it stays failed only when no method is left."""
+        if not self.settings.renewal_fallback_enabled:
+            return
+        if renewal.status != "failed" or before.status == "failed":
+            return
+        method = await fallback.switch_to_next_method(
+            session,
+            renewal,
+            service,
+            # The method of the attempt that failed (set when the attempt was started).
+            failed_method_id=renewal.payment_method_id,
+            failure=renewal.failure_code or "failed",
+            settings=self.settings,
+            now=now,
+        )
+        if method is None:
+            renewal.failure_reason = f"{renewal.failure_reason or ''}"[:220] + (
+                "; fallback methods exhausted"
+            )
+            summary.count("failed")
+            return
+        # A new method starts its own dunning; the grace rule in after_soft_failure still
+        # bounds it, and the switch itself was only allowed within the grace.
+        renewal.failed_charge_count = 0
+        renewal.failure_reason, renewal.finished_at = None, None
+        self._reschedule(renewal, now, now)
+        summary.count("payment_method_switched")
 
     def _requires_action(
         self,

@@ -59,6 +59,7 @@ class SweepSummaryOut(BaseModel):
     outcome_unknown: int
     rate_limited: int
     reconciled: int
+    payment_method_switched: int
     duration_seconds: float
 
 

@@ -202,7 +202,13 @@ async def _usable_method(session: AsyncSession, customer_id: str, method_id: str
 
 
 async def _assign(
-    session: AsyncSession, service: Service, method_id: str | None, *, actor: Actor, now: datetime
+    session: AsyncSession,
+    service: Service,
+    method_id: str | None,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
     if service.payment_method_id == method_id:
         return
@@ -227,9 +233,25 @@ async def _assign(
         before=service.payment_method_id,
         after=method_id,
         now=now,
+        reason=reason,
     )
     service.payment_method_id = method_id
     service.updated_at = now
+
+
+async def switch_payment_method(
+    session: AsyncSession,
+    service: Service,
+    method_id: str,
+    *,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+) -> None:
+    """A change of method the system makes on its own (the renewal fallback): the same event
+    and audit row as a customer's assignment, with the reason why. The caller has checked,
+    with `check_method_can_pay`, that the method is the service customer's and can pay."""
+    await _assign(session, service, method_id, actor=actor, now=now, reason=reason)
 
 
 async def assign_payment_method(
