@@ -241,17 +241,17 @@ async def test_customer_calls_skip_the_queue_but_their_429_pauses_the_sweep() ->
 
 @pytest.mark.slow
 async def test_a_paced_burst_against_a_rate_limited_sandbox_process(tmp_path: Path) -> None:
-    """40 charges at once against a sandbox allowing 20 requests per second (bursts of 20):
-    bare, many are refused; through the throttle at 20 per second, all succeed, each charged
+    """30 charges at once against a sandbox allowing 10 requests per second (bursts of 10):
+    bare, many are refused; through the throttle at 10 per second, all succeed, each charged
     once, with at most a few 429s (the bare burst has just emptied the sandbox's bucket)."""
     with processes.sandbox_gateway(
         tmp_path,
         name="rate-limited",
         ledger=tmp_path / "ledger.db",
-        AUTORENEW_SANDBOX_RATE_LIMIT_PER_SECOND="20",
+        AUTORENEW_SANDBOX_RATE_LIMIT_PER_SECOND="10",
     ) as url:
         adapter = StripeGateway(api_key="sk_test_throttle", base_url=url, timeout=default_timeout())
-        gateway = ThrottledGateway(adapter, max_requests_per_second=20, max_wait_seconds=20)
+        gateway = ThrottledGateway(adapter, max_requests_per_second=10, max_wait_seconds=20)
         try:
             customer = await gateway.ensure_customer(customer_ref="c-burst", existing_id=None)
             setup = await gateway.set_up_card(
@@ -272,13 +272,14 @@ async def test_a_paced_burst_against_a_rate_limited_sandbox_process(tmp_path: Pa
                 )
 
             bare = await asyncio.gather(
-                *(charge_card(adapter, f"bare-{n}") for n in range(40)), return_exceptions=True
+                *(charge_card(adapter, f"bare-{n}") for n in range(30)), return_exceptions=True
             )
-            # At least 10: a loaded machine sends the burst slowly and the bucket refills.
-            assert sum(isinstance(result, RateLimited) for result in bare) >= 10
+            # Only 7 tokens were left, but a loaded machine sends the burst slowly and the
+            # bucket refills meanwhile: "many" is kept modest.
+            assert sum(isinstance(result, RateLimited) for result in bare) >= 5
 
             refused_before = metric("autorenew_gateway_rate_limited_total", call="off_session")
-            paced = await asyncio.gather(*(charge_card(gateway, f"paced-{n}") for n in range(40)))
+            paced = await asyncio.gather(*(charge_card(gateway, f"paced-{n}") for n in range(30)))
             assert all(result.status == "succeeded" for result in paced)
             refused = metric("autorenew_gateway_rate_limited_total", call="off_session")
             assert refused - refused_before <= 3
@@ -290,7 +291,7 @@ async def test_a_paced_burst_against_a_rate_limited_sandbox_process(tmp_path: Pa
                 charges = (await api.get("/_ledger/charges")).json()["data"]
             keys = Counter(str(made["idempotency_key"]) for made in charges)
             assert {key: keys[key] for key in keys if key.startswith("paced-")} == {
-                f"paced-{n}": 1 for n in range(40)
+                f"paced-{n}": 1 for n in range(30)
             }
             bare_made = sum(isinstance(result, Charge) for result in bare)
             assert sum(1 for key in keys if key.startswith("bare-")) == bare_made
