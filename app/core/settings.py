@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     gateway_timeout_seconds: float = Field(default=30.0, gt=0)
     gateway_max_connections: int = Field(default=20, ge=1)
+    # --- Client-side throttle (issue 9, app/gateways/throttle.py) ---
+    # Off-session calls (renewal charges, lookups) per second from this process, evenly spaced;
+    # 0 = unpaced. Keep it under the gateway's limit divided by the replicas, with room left
+    # for card registrations, which are never paced.
+    gateway_max_requests_per_second: float = Field(default=0.0, ge=0)
+    # How long one off-session call may wait for its turn (pace and 429 Retry-After pauses)
+    # before RateLimited reaches the engine, which reschedules; 0 = never wait, never retry.
+    gateway_rate_limit_max_wait_seconds: float = Field(default=30.0, ge=0)
     # Where browsers reach this service: the 3-D Secure page URL of the mounted sandbox is
     # built from it (`<public_base_url>/sandbox/3ds/...`).
     public_base_url: str = "http://127.0.0.1:8000"
@@ -248,12 +256,18 @@ class Settings(BaseSettings):
                 f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
                 f"for the pre-notification and the bank's lead: it needs at least {sepa_needs}"
             )
-        if self.renewal_lease_seconds <= self.gateway_connect_timeout_seconds + (
-            self.gateway_timeout_seconds
-        ):
+        # The lease is taken before the call, which may wait its whole budget in the
+        # throttle and then run to its timeouts.
+        gateway_call_seconds = (
+            self.gateway_connect_timeout_seconds
+            + self.gateway_timeout_seconds
+            + self.gateway_rate_limit_max_wait_seconds
+        )
+        if self.renewal_lease_seconds <= gateway_call_seconds:
             problems.append(
-                "AUTORENEW_RENEWAL_LEASE_SECONDS must outlast a gateway call "
-                "(connect + read timeout), or a live worker's renewal would be taken over"
+                "AUTORENEW_RENEWAL_LEASE_SECONDS must outlast a gateway call (connect + read "
+                "timeout + AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS), or a live worker's "
+                "renewal would be taken over"
             )
         problems.extend(self._sepa_problems())
         if problems:

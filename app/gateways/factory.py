@@ -1,7 +1,7 @@
 """Build the card gateway the settings ask for.
 
     build_sandbox(settings, clock=…)  → Sandbox | None   (only for gateway=sandbox, mounted)
-    build_gateway(settings, sandbox=…, transport=…) → StripeGateway
+    build_gateway(settings, sandbox=…, transport=…) → ThrottledGateway(StripeGateway)
 
 There is one adapter, `StripeGateway`; only where its requests go differs:
 - `stripe`: https://api.stripe.com (or AUTORENEW_GATEWAY_BASE_URL);
@@ -13,6 +13,11 @@ There is one adapter, `StripeGateway`; only where its requests go differs:
   app, so the adapter code path is exactly the one used against Stripe. httpx enforces
   timeouts only in its network transport, so `TimedASGITransport` applies the read timeout
   itself: a hanging in-process sandbox times out like a remote one.
+
+The adapter is wrapped in the throttle (app/gateways/throttle.py) even when no pace is set:
+waiting out a 429's Retry-After together, instead of each renewal being deferred to the next
+sweep, is worth having against any gateway. Only with no pace and no wait budget would the
+wrapper do nothing, and then it is left out.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import httpx
 
 from app.core.clock import Clock
 from app.core.settings import ConfigurationError, Settings
+from app.gateways.port import PaymentGateway
 from app.gateways.stripe import STRIPE_API_BASE, StripeGateway, default_timeout
+from app.gateways.throttle import ThrottledGateway
 from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
 
@@ -58,7 +65,7 @@ def build_gateway(
     *,
     sandbox: Sandbox | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> StripeGateway:
+) -> PaymentGateway:
     base_url = settings.gateway_base_url or STRIPE_API_BASE
     if transport is None and settings.gateway == "sandbox" and not settings.gateway_base_url:
         if sandbox is None:
@@ -67,7 +74,7 @@ def build_gateway(
         # treats like any gateway 5xx, instead of as a foreign exception.
         transport = TimedASGITransport(app=sandbox.app, raise_app_exceptions=False)
         base_url = IN_PROCESS_SANDBOX_URL
-    return StripeGateway(
+    adapter = StripeGateway(
         api_key=settings.gateway_api_key.get_secret_value(),
         base_url=base_url,
         transport=transport,
@@ -76,4 +83,13 @@ def build_gateway(
             read=settings.gateway_timeout_seconds,
         ),
         max_connections=settings.gateway_max_connections,
+    )
+    if not settings.gateway_max_requests_per_second and not (
+        settings.gateway_rate_limit_max_wait_seconds
+    ):
+        return adapter
+    return ThrottledGateway(
+        adapter,
+        max_requests_per_second=settings.gateway_max_requests_per_second,
+        max_wait_seconds=settings.gateway_rate_limit_max_wait_seconds,
     )

@@ -14,10 +14,19 @@ from app.cli import build_parser
 from app.core.deps import GatewayDep
 from app.core.settings import DEV_GATEWAY_API_KEY, ConfigurationError, Settings
 from app.gateways.factory import IN_PROCESS_SANDBOX_URL, build_gateway, build_sandbox
+from app.gateways.port import PaymentGateway
 from app.gateways.stripe import STRIPE_API_BASE, StripeGateway
+from app.gateways.throttle import ThrottledGateway
 
 SANDBOX_AUTH = {"Authorization": f"Bearer {DEV_GATEWAY_API_KEY}"}
 FORM = "application/x-www-form-urlencoded"
+
+
+def adapter_of(gateway: PaymentGateway) -> StripeGateway:
+    """The Stripe adapter inside the throttle the factory wraps it in."""
+    assert isinstance(gateway, ThrottledGateway)
+    assert isinstance(gateway.inner, StripeGateway)
+    return gateway.inner
 
 
 async def test_the_mounted_sandbox_takes_stripe_forms_through_the_edge(
@@ -51,7 +60,7 @@ async def test_gateway_dependency(make_app: Callable[..., FastAPI]) -> None:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        assert (await client.get("/probe/gateway")).json() == {"type": "StripeGateway"}
+        assert (await client.get("/probe/gateway")).json() == {"type": "ThrottledGateway"}
         # The in-process adapter reaches the mounted sandbox, no network involved.
         assert await app.state.gateway.ensure_customer(customer_ref="c-w", existing_id=None)
 
@@ -63,14 +72,14 @@ async def test_unmounted_sandbox_is_reached_by_url(make_app: Callable[..., FastA
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
         assert (await client.get("/sandbox/v1/customers/x")).status_code == 404
-        gateway: StripeGateway = app.state.gateway
+        gateway = adapter_of(app.state.gateway)
         assert str(gateway._client.base_url) == "http://127.0.0.1:9"
 
 
 async def test_factory_targets() -> None:
     live = Settings(gateway="stripe", gateway_api_key=SecretStr("sk_live_abc"))
     assert build_sandbox(live) is None  # no sandbox beside the real Stripe
-    stripe = build_gateway(live)
+    stripe = adapter_of(build_gateway(live))
     assert str(stripe._client.base_url) == STRIPE_API_BASE
     assert stripe._client.timeout.read == 30
     await stripe.aclose()
@@ -78,12 +87,28 @@ async def test_factory_targets() -> None:
     sandbox = build_sandbox(settings)
     assert sandbox is not None
     assert sandbox.config.public_url == "http://127.0.0.1:8000/sandbox"
-    local = build_gateway(settings, sandbox=sandbox)
+    local = adapter_of(build_gateway(settings, sandbox=sandbox))
     assert str(local._client.base_url) == IN_PROCESS_SANDBOX_URL
     assert local._client.timeout.read == 3
     await local.aclose()
     with pytest.raises(ConfigurationError):
         build_gateway(settings, sandbox=None)
+
+
+async def test_factory_throttle() -> None:
+    live = {"gateway": "stripe", "gateway_api_key": SecretStr("sk_live_abc")}
+    paced = build_gateway(
+        Settings(
+            **live, gateway_max_requests_per_second=12.5, gateway_rate_limit_max_wait_seconds=9
+        )
+    )
+    assert isinstance(paced, ThrottledGateway)
+    assert (paced.max_pace, paced.max_wait_seconds) == (12.5, 9)
+    await paced.aclose()
+    # Neither a pace nor a budget: the wrapper would do nothing, so there is none.
+    bare = build_gateway(Settings(**live, gateway_rate_limit_max_wait_seconds=0))
+    assert isinstance(bare, StripeGateway)
+    await bare.aclose()
 
 
 @pytest.mark.parametrize(
@@ -92,6 +117,8 @@ async def test_factory_targets() -> None:
         ({"gateway": "stripe"}, "Stripe secret key"),
         ({"gateway": "stripe", "gateway_api_key": SecretStr("pk_live_x")}, "Stripe secret key"),
         ({"sandbox_mounted": False}, "GATEWAY_BASE_URL"),
+        # The lease must cover the throttle's wait on top of the timeouts (5 + 30 + 90).
+        ({"gateway_rate_limit_max_wait_seconds": 90}, "RATE_LIMIT_MAX_WAIT_SECONDS"),
     ],
 )
 def test_gateway_settings_are_checked(overrides: dict[str, Any], message: str) -> None:

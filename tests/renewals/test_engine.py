@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import FrozenClock
 from app.core.settings import Settings
 from app.events.models import Event
+from app.gateways.throttle import ThrottledGateway
 from app.renewals.engine import RenewalEngine
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
@@ -225,9 +226,23 @@ async def test_an_answer_lost_before_the_window_closed_is_looked_up_not_resent(
     assert gateway.successful_charges()[0].idempotency_key.endswith(":attempt:2")
 
 
+async def never_sleep(seconds: float) -> None:
+    raise AssertionError("a Retry-After past the throttle's wait budget is not waited for")
+
+
+@pytest.mark.parametrize("throttled", [False, True], ids=["bare", "throttled"])
 async def test_rate_limits_defer_without_a_dunning_step(
-    session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
+    session: AsyncSession,
+    clock: FrozenClock,
+    renewer: RenewalEngine,
+    gateway: FakeGateway,
+    throttled: bool,
 ) -> None:
+    if throttled:
+        # The throttle hands back a 429 whose Retry-After (2 s) is past its budget (1 s).
+        renewer.gateway = ThrottledGateway(
+            gateway, max_wait_seconds=1, monotonic=lambda: 0.0, sleep=never_sleep
+        )
     service = await due_service(session, clock, behaviour="rate_limited", gateway=gateway)
     summary = await renewer.sweep()
     assert summary.rate_limited == 1

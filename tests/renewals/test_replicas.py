@@ -148,6 +148,8 @@ def worker_env(database_url: str, gateway_url: str, lease_seconds: int) -> dict[
         "AUTORENEW_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
         "AUTORENEW_RENEWAL_INTERVAL_SECONDS": "1",
         "AUTORENEW_RENEWAL_LEASE_SECONDS": str(lease_seconds),
+        # No rate limit here; a short lease need not cover the throttle's wait.
+        "AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS": "0",
         "AUTORENEW_RENEWAL_BATCH_SIZE": "25",
         "AUTORENEW_RENEWAL_CONCURRENCY": "8",
         "AUTORENEW_DB_POOL_SIZE": "4",
