@@ -16,8 +16,13 @@ loop needs to stay busy, so the server, not the client, is the bottleneck. Laten
 this run is meaningless (it is whatever queueing C requests costs); use `fixed_rate` at a
 rate below the maximum for latency.
 
-    result = await fixed_rate(url, rate=200, duration=10, headers=...)
+    result = await fixed_rate(same(url, headers), rate=200, duration=10)
     print(result.line())
+
+`requests` is a function of the request's index giving its URL and headers, so a run can
+spread over many customers: `lambda i: (f"{base}/v1/services", tokens[i % len(tokens)])`.
+`client_cpu` is the share of one core the load generator itself used: near 1.0 it, not
+the server, may be the bottleneck.
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ import httpx
 
 LATE_SECONDS = 0.005
 
+Headers = Mapping[str, str] | None
+Requests = Callable[[int], tuple[str, Headers]]
+
+
+def same(url: str, headers: Headers = None) -> Requests:
+    """Every request to one URL with the same headers."""
+    return lambda _index: (url, headers)
+
 
 @dataclass
 class LoadResult:
@@ -42,6 +55,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     late: int = 0
+    client_cpu: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -78,7 +92,7 @@ class LoadResult:
         return (
             f"{self.rps:7.0f} rps  p50 {ms(self.p50)} ms  p90 {ms(self.p90)} ms  "
             f"p99 {ms(self.p99)} ms  max {ms(self.max)} ms  "
-            f"errors {self.errors}  late {self.late}/{self.sent}"
+            f"errors {self.errors}  late {self.late}/{self.sent}  client cpu {self.client_cpu:.0%}"
         )
 
 
@@ -90,7 +104,7 @@ def _client(connections: int, timeout: float) -> httpx.AsyncClient:
 async def _failed(
     client: httpx.AsyncClient,
     url: str,
-    headers: Mapping[str, str] | None,
+    headers: Headers,
     ok: Callable[[int], bool],
 ) -> bool:
     """Send one GET; True when it failed (transport error, timeout or a refused status)."""
@@ -106,16 +120,15 @@ def _2xx(status: int) -> bool:
 
 
 async def fixed_rate(
-    url: str,
+    requests: Requests,
     *,
     rate: float,
     duration: float,
-    headers: Mapping[str, str] | None = None,
     connections: int = 256,
     request_timeout: float = 30.0,
     ok: Callable[[int], bool] = _2xx,
 ) -> LoadResult:
-    """GET `url` at `rate` requests per second for `duration` seconds (open loop).
+    """GET `requests(i)` at `rate` requests per second for `duration` seconds (open loop).
 
     A request that fails (transport error, timeout, or a status `ok` refuses) counts as an
     error; its latency is still recorded, so errors cannot make the figures look better.
@@ -127,32 +140,34 @@ async def fixed_rate(
 
     async with _client(connections, request_timeout) as client:
 
-        async def one(due: float) -> None:
+        async def one(index: int, due: float) -> None:
             if loop.time() - due > LATE_SECONDS:
                 result.late += 1
+            url, headers = requests(index)
             failed = await _failed(client, url, headers, ok)
             result.latencies.append(loop.time() - due)
             result.errors += failed
 
         tasks = []
+        cpu = time.process_time()
         start = loop.time() + 0.05
         for index in range(total):
             due = start + index * interval
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(due)))
+            tasks.append(asyncio.create_task(one(index, due)))
         await asyncio.gather(*tasks)
         result.seconds = loop.time() - start
+        result.client_cpu = (time.process_time() - cpu) / result.seconds
     return result
 
 
 async def max_throughput(
-    url: str,
+    requests: Requests,
     *,
     duration: float,
     workers: int = 32,
-    headers: Mapping[str, str] | None = None,
     request_timeout: float = 30.0,
     ok: Callable[[int], bool] = _2xx,
 ) -> LoadResult:
@@ -160,13 +175,15 @@ async def max_throughput(
     result = LoadResult(sent=0, seconds=0.0)
     async with _client(workers, request_timeout) as client:
         # One untimed request per connection first, so connection set-up is not measured.
-        await asyncio.gather(*(client.get(url, headers=headers) for _ in range(workers)))
+        await asyncio.gather(*(_failed(client, *requests(i), ok) for i in range(workers)))
+        cpu = time.process_time()
         started = time.perf_counter()
         deadline = started + duration
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
                 sent = time.perf_counter()
+                url, headers = requests(result.sent)
                 result.sent += 1
                 failed = await _failed(client, url, headers, ok)
                 result.latencies.append(time.perf_counter() - sent)
@@ -174,4 +191,5 @@ async def max_throughput(
 
         await asyncio.gather(*(worker() for _ in range(workers)))
         result.seconds = time.perf_counter() - started
+        result.client_cpu = (time.process_time() - cpu) / result.seconds
     return result
