@@ -37,14 +37,13 @@ from pathlib import Path
 
 from sqlalchemy import insert, text
 
-from app.core import migrations
 from app.core.auth import mint_token
 from app.core.database import create_engine
 from app.core.settings import Settings
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.services.models import Service
+from bench.common import migrated_database, server_url
 from bench.loadgen import LoadResult, Requests, fixed_rate, max_throughput
-from bench.renewals import scratch_database
 from tests import processes
 
 SERVICES_PER_CUSTOMER = 8
@@ -157,14 +156,8 @@ async def main() -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32, help="max-throughput clients")
     args = parser.parse_args()
-    server = os.environ.get(
-        "AUTORENEW_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
     async with AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(scratch_database(server))
-        engine = create_engine(database_url)
-        await migrations.upgrade(engine)
-        await engine.dispose()
+        database_url = await stack.enter_async_context(migrated_database(server_url()))
         await seed(database_url, args.customers)
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         base = stack.enter_context(
