@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,10 +38,9 @@ import asyncpg
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
-from app.core import migrations
 from app.core.clock import SystemClock
 from app.core.database import create_engine, create_sessionmaker
-from app.core.settings import Settings, normalise_database_url
+from app.core.settings import Settings
 from app.gateways.port import Charge, PaymentGateway
 from app.gateways.stripe import StripeGateway, default_timeout
 from app.payment_methods.models import PaymentMethod
@@ -50,6 +48,7 @@ from app.renewals.engine import RenewalEngine
 from app.renewals.models import Renewal
 from app.services.models import Service
 from app.services.periods import add_months
+from bench.common import migrated_database, scratch_database, server_url
 from tests import processes
 
 API_KEY = "sk_test_bench"
@@ -82,23 +81,6 @@ class Result:
 
 
 # --- the database ------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def scratch_database(server_url: str) -> Any:
-    url = make_url(normalise_database_url(server_url))
-    name = f"autorenew_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.render_as_string(hide_password=False))
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def seed(database_url: str, cards: list[tuple[str, str]], count: int) -> None:
@@ -317,14 +299,9 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--gateway", choices=["sandbox", "null"], default="sandbox")
     args = parser.parse_args()
-    server = os.environ.get(
-        "AUTORENEW_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-    )
+    server = server_url()
     async with AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(scratch_database(server))
-        engine = create_engine(database_url)
-        await migrations.upgrade(engine)
-        await engine.dispose()
+        database_url = await stack.enter_async_context(migrated_database(server))
 
         gateway: PaymentGateway
         if args.gateway == "sandbox":

@@ -1,5 +1,9 @@
 """FastAPI dependencies, as `Annotated` aliases so a route's signature says what it needs.
 
+They are `async def` although none awaits: FastAPI runs a plain `def` dependency in its
+thread pool, a thread hop per dependency per request that cost measurable throughput
+(bench/api.py); these only read app state or check a token, so they run on the loop.
+
 async def get_thing(session: SessionDep, caller: CallerDep, gateway: GatewayDep): ...
 """
 
@@ -19,12 +23,12 @@ from app.core.settings import Settings
 from app.gateways.port import PaymentGateway
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
@@ -50,12 +54,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 _bearer = HTTPBearer(auto_error=False, description="JWT; `sub` is the customer id.")
 
 
-def get_gateway(request: Request) -> PaymentGateway:
+async def get_gateway(request: Request) -> PaymentGateway:
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
@@ -67,7 +71,7 @@ def get_caller(
     return caller
 
 
-def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+async def get_admin(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     if not caller.is_admin:
         raise Forbidden("This route needs the billing:admin scope.", code="admin_scope_required")
     return caller

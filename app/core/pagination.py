@@ -51,7 +51,8 @@ class PageParams:
     cursor: str | None = None
 
 
-def page_params(
+# `async def`: FastAPI would run a plain `def` in its thread pool (see app/core/deps.py).
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = (
         DEFAULT_LIMIT
     ),

@@ -221,7 +221,11 @@ async def ledger_charges(request: Request) -> Response:
 
 async def ledger_summary(request: Request) -> Response:
     async def read(session: AsyncSession, _ctx: Context) -> dict[str, Any]:
-        return await inspection.summary(session)
+        # Refusals leave no row in the ledger: this process's count since it started.
+        return {
+            **await inspection.summary(session),
+            "rate_limited": sandbox_of(request).limiter.refused,
+        }
 
     return await _read(request, read)
 

@@ -52,13 +52,15 @@ def check_api_key(request: Request) -> None:
 
 
 class RateLimiter:
-    """A token bucket per sandbox process: `rate` requests per second, bursts up to `rate`."""
+    """A token bucket per sandbox process: `rate` requests per second, bursts up to `rate`.
+    `refused` counts the 429s answered (shown by /_ledger/summary, for benchmarks)."""
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.capacity = max(1.0, rate)
         self.tokens = self.capacity
         self.updated = time.monotonic()
+        self.refused = 0
 
     def check(self) -> None:
         if self.rate <= 0:
@@ -70,6 +72,7 @@ class RateLimiter:
             self.tokens -= 1
             return
         wait = math.ceil((1 - self.tokens) / self.rate)
+        self.refused += 1
         raise StripeError(
             429,
             "invalid_request_error",

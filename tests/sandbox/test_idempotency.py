@@ -191,6 +191,7 @@ async def test_rate_limit_answers_429_with_retry_after(
         with pytest.raises(RateLimited) as caught:
             await adapter.ensure_customer(customer_ref="c-rl2", existing_id=None)
         assert caught.value.retry_after is not None and caught.value.retry_after >= 1
+        assert limited.limiter.refused == 1
     finally:
         await adapter.aclose()
         await limited.stop()
@@ -256,3 +257,4 @@ async def test_ledger_summary(flows: Any, api: httpx.AsyncClient) -> None:
     summary = (await api.get("/_ledger/summary")).json()
     assert summary["payment_intents"] == 1
     assert summary["charges_by_status"] == {"succeeded": {"count": 1, "amount": 700}}
+    assert summary["rate_limited"] == 0

@@ -1,0 +1,234 @@
+"""Benchmark baseline (AUTORENEW_BENCH_MODE only): two customer reads over plain asyncpg.
+
+    GET /bench/raw/payment-methods/{id}   ~ GET /v1/payment-methods/{id}
+    GET /bench/raw/services               ~ GET /v1/services (first page, no filters)
+
+Same bearer check (`verify_token`), same ownership filter, same queries (the method and
+then its mandate, as the ORM's selectinload does; the services page and then the methods
+they use), same renewal rules and the same JSON, but no SQLAlchemy, no dependency
+injection and no pydantic: what bench/api.py compares the real routes with, to show what
+the ORM/FastAPI stack costs. Plain Starlette routes, left out of the OpenAPI document.
+
+Only what the benchmark seeds is covered: the raw method route never shows a `next_action`
+(the seeded methods are all validated), and the services route takes no query parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import asyncpg
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
+
+from app.core.auth import Caller, verify_token
+from app.core.errors import NotFound, Unauthorized
+from app.core.pagination import DEFAULT_LIMIT, encode_cursor
+from app.core.settings import Settings
+from app.services.lead_time import lead_days, next_charge_at
+from app.services.methods import MethodFacts, card_valid_until
+from app.services.service import renewal_readiness
+
+# All columns, as the ORM loads them.
+METHOD = "SELECT * FROM payment_methods WHERE customer_id = $1 AND id = $2"
+MANDATES = "SELECT * FROM mandates WHERE payment_method_id = ANY($1)"
+SERVICES = "SELECT * FROM services WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2"
+METHODS = "SELECT * FROM payment_methods WHERE id = ANY($1)"
+
+
+class BenchRoute(Route):
+    """A Starlette route that leaves itself in the scope, as FastAPI's routes do, so the
+    edge's metrics and access log name its template rather than `unmatched`."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.FULL:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """The service columns the renewal rules read (they take the ORM model's attributes)."""
+
+    status: str
+    kind: str
+    expires_at: datetime
+    price_currency: str
+    auto_renew: bool
+
+
+def _iso(moment: datetime | None) -> str | None:
+    # pydantic writes UTC as `Z`; the JSON must be byte-for-byte the real route's.
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _json(status: int, body: Any) -> Response:
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _caller(request: Request) -> Caller:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("A bearer token is required.", code="missing_token")
+    caller = verify_token(token, request.app.state.settings)
+    request.state.caller_id = caller.customer_id
+    return caller
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.bench_pool
+    return pool
+
+
+def _method_json(row: asyncpg.Record, mandate_reference: str | None) -> dict[str, Any]:
+    sepa = card = None
+    if row["type"] == "sepa_debit":
+        sepa = {
+            "iban": row["iban_masked"],
+            "last4": row["iban_last4"],
+            "country_code": row["iban_country"],
+            "bank_code": row["bank_code"],
+            "bic": row["bic"],
+            "bank_name": row["bank_name"],
+            "account_holder_name": row["account_holder_name"] or "",
+            "mandate_reference": mandate_reference,
+        }
+    else:
+        card = {
+            "brand": row["card_brand"],
+            "last4": row["card_last4"],
+            "exp_month": row["card_exp_month"],
+            "exp_year": row["card_exp_year"],
+            "funding": row["card_funding"],
+            "country": row["card_country"],
+        }
+    return {
+        "id": row["id"],
+        "customer_id": row["customer_id"],
+        "type": "card" if row["type"] == "card" else "sepa_debit",
+        "status": row["status"],
+        "default": row["is_default"],
+        "created_at": _iso(row["created_at"]),
+        "validated_at": _iso(row["validated_at"]),
+        "revoked_at": _iso(row["revoked_at"]),
+        "failure_code": row["failure_code"],
+        "sepa_debit": sepa,
+        "card": card,
+        "next_action": None,
+    }
+
+
+async def raw_payment_method(request: Request) -> Response:
+    caller = _caller(request)
+    method_id = request.path_params["method_id"]
+    pool = _pool(request)
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow(METHOD, caller.customer_id, method_id)
+        if row is None:
+            raise NotFound("No such payment method.", code="payment_method_not_found")
+        mandates = await connection.fetch(MANDATES, [row["id"]])
+    reference = mandates[0]["reference"] if mandates else None
+    return _json(200, _method_json(row, reference))
+
+
+def _facts(row: asyncpg.Record) -> MethodFacts:
+    # The same summary as app.services.methods.facts, from a row instead of a model.
+    if row["type"] == "card":
+        valid_until = (
+            card_valid_until(row["card_exp_month"], row["card_exp_year"])
+            if row["card_exp_month"] and row["card_exp_year"]
+            else None
+        )
+        brand = (row["card_brand"] or "card").upper()
+        return MethodFacts(
+            row["id"], row["type"], row["status"], f"{brand} •••• {row['card_last4'] or '????'}",
+            valid_until,
+        )  # fmt: skip
+    display = row["iban_masked"] or f"IBAN •••• {row['iban_last4'] or '????'}"
+    return MethodFacts(row["id"], row["type"], row["status"], display, None)
+
+
+def _service_json(
+    row: asyncpg.Record, method: MethodFacts | None, settings: Settings
+) -> dict[str, Any]:
+    service = ServiceRow(
+        row["status"], row["kind"], row["expires_at"], row["price_currency"], row["auto_renew"]
+    )
+    method_type = method.type if method else None
+    price = {"amount": row["price_amount"], "currency": row["price_currency"]}
+    next_charge = None
+    if service.status == "active" and service.auto_renew:
+        at = next_charge_at(
+            settings, expires_at=service.expires_at, kind=service.kind, method_type=method_type
+        )
+        days = lead_days(settings, kind=service.kind, method_type=method_type)
+        next_charge = {"at": _iso(at), "amount": price, "lead_days": days}
+    summary = None
+    if method is not None:
+        summary = {
+            "id": method.id,
+            "type": method.type,
+            "status": method.status,
+            "display": method.display,
+            "valid_until": _iso(method.valid_until),
+        }
+    return {
+        "id": row["id"],
+        "customer_id": row["customer_id"],
+        "kind": row["kind"],
+        "name": row["name"],
+        "status": row["status"],
+        "expires_at": _iso(row["expires_at"]),
+        "period_months": row["period_months"],
+        "price": price,
+        "auto_renew": row["auto_renew"],
+        "payment_method": summary,
+        "next_charge": next_charge,
+        # The rules read attributes only; a row with the same names stands in for the model.
+        "renewal_readiness": renewal_readiness(cast(Any, service), method, settings),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "cancelled_at": _iso(row["cancelled_at"]),
+    }
+
+
+async def raw_services(request: Request) -> Response:
+    caller = _caller(request)
+    settings: Settings = request.app.state.settings
+    pool = _pool(request)
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(SERVICES, caller.customer_id, DEFAULT_LIMIT + 1)
+        page = rows[:DEFAULT_LIMIT]
+        wanted = list({r["payment_method_id"] for r in page if r["payment_method_id"]})
+        methods = (
+            {m["id"]: _facts(m) for m in await connection.fetch(METHODS, wanted)} if wanted else {}
+        )
+    next_cursor = None
+    if len(rows) > DEFAULT_LIMIT:
+        next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"])
+    data = [_service_json(row, methods.get(row["payment_method_id"]), settings) for row in page]
+    return _json(200, {"data": data, "next_cursor": next_cursor})
+
+
+def mount_bench_routes(app: FastAPI) -> None:
+    app.router.routes.append(
+        BenchRoute("/bench/raw/payment-methods/{method_id}", raw_payment_method, methods=["GET"])
+    )
+    app.router.routes.append(BenchRoute("/bench/raw/services", raw_services, methods=["GET"]))
+
+
+async def open_bench_pool(settings: Settings) -> asyncpg.Pool:
+    """The raw routes' connections: as many as the ORM's engine may open (pool + overflow)."""
+    dsn = make_url(settings.database_url).set(drivername="postgresql")
+    return await asyncpg.create_pool(
+        dsn.render_as_string(hide_password=False), min_size=1, max_size=2 * settings.db_pool_size
+    )

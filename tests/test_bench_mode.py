@@ -1,0 +1,77 @@
+"""Bench mode: the raw baseline routes exist only when asked for, never in production, and
+answer exactly what the real routes answer (or the benchmark would compare unlike work)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import FrozenClock
+from app.core.settings import ConfigurationError, Settings
+from tests import factories
+from tests.test_settings import SAFE
+
+
+async def test_raw_routes_are_absent_without_bench_mode(
+    client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
+) -> None:
+    for path in ("/bench/raw/services", "/bench/raw/payment-methods/pm_1"):
+        response = await client.get(path, headers=auth("cus_1"))
+        assert response.status_code == 404
+
+
+def test_production_refuses_bench_mode() -> None:
+    with pytest.raises(ConfigurationError, match="AUTORENEW_BENCH_MODE"):
+        Settings(env="production", bench_mode=True, **SAFE).check()
+
+
+def test_bench_mode_needs_postgresql() -> None:
+    with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
+        Settings(database_url="sqlite+aiosqlite:///x.db", bench_mode=True).check()
+
+
+async def test_raw_routes_answer_what_the_real_routes_answer(
+    backend: str,
+    make_app: Callable[..., FastAPI],
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the raw routes use asyncpg")
+    now = clock.now()
+    async with sessionmaker() as session, session.begin():
+        card = await factories.card_method(session, "cus_1", now=now, exp=(1, 2026))
+        sepa = await factories.sepa_method(session, "cus_1", now=now)
+        for index in range(25):  # more than a page, so both give a cursor
+            await factories.service(
+                session, "cus_1", now=now + timedelta(seconds=index),
+                method=(card, sepa, None)[index % 3], kind=("domain", "hosting")[index % 2],
+            )  # fmt: skip
+        await factories.service(session, "cus_2", now=now, method=None)
+    app = make_app(bench_mode=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            pairs = [
+                ("/v1/services", "/bench/raw/services"),
+                (f"/v1/payment-methods/{card.id}", f"/bench/raw/payment-methods/{card.id}"),
+                (f"/v1/payment-methods/{sepa.id}", f"/bench/raw/payment-methods/{sepa.id}"),
+            ]
+            for real, raw in pairs:
+                expected = await client.get(real, headers=auth("cus_1"))
+                answered = await client.get(raw, headers=auth("cus_1"))
+                assert expected.status_code == answered.status_code == 200
+                assert answered.json() == expected.json()
+            # Another customer's method is not found; no token is refused.
+            other = await client.get(raw, headers=auth("cus_2"))
+            assert other.status_code == 404
+            assert other.json()["code"] == "payment_method_not_found"
+            anonymous = await client.get("/bench/raw/services")
+            assert anonymous.status_code == 401
+            assert app.openapi()["paths"].keys() == make_app().openapi()["paths"].keys()
