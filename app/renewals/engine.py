@@ -522,9 +522,16 @@ class RenewalEngine:
             self._requires_action(renewal, attempt, outcome.action_url, now, summary)
         elif isinstance(outcome, RateLimited):
             # Not processed by the gateway: not the customer's fault, no dunning step.
-            self._close_attempt(attempt, "not_sent", now, code="rate_limited")
             wait = timedelta(seconds=outcome.retry_after or 1)
-            self._reschedule(renewal, now + wait, now)
+            if attempt.reconciled:
+                # Only the re-send was refused; the first send, whose answer was lost, may
+                # have charged. The attempt stays open under its key and is reconciled
+                # again once the gateway lets us: a new attempt (new key) could charge twice.
+                renewal.lease_expires_at = now + wait
+                renewal.updated_at = now
+            else:
+                self._close_attempt(attempt, "not_sent", now, code="rate_limited")
+                self._reschedule(renewal, now + wait, now)
             summary.count("rate_limited")
         elif isinstance(outcome, OutcomeUnknown):
             self._unknown(renewal, attempt, now, summary)

@@ -22,6 +22,8 @@ class FakeGateway:
     behaviours: dict[str, str] = field(default_factory=dict)
     ledger: dict[str, Charge] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    # The next N calls are refused with a 429 before anything else happens.
+    rate_limit_next: int = 0
     # Behaviours that change after N calls, e.g. "unknown_then_ok".
     _seen: dict[str, int] = field(default_factory=dict)
 
@@ -39,6 +41,9 @@ class FakeGateway:
         metadata: dict[str, str],
     ) -> Charge:
         self.calls.append(idempotency_key)
+        if self.rate_limit_next > 0:
+            self.rate_limit_next -= 1
+            raise RateLimited("slow down", retry_after=2)
         if idempotency_key in self.ledger:  # a replay: the first answer, never a new charge
             return self.ledger[idempotency_key]
         behaviour = self.behaviours.get(gateway_payment_method_id, "ok")

@@ -203,6 +203,33 @@ async def test_a_lost_answer_is_reconciled_without_a_second_charge(
     assert gateway.calls == [attempt.idempotency_key] * 2  # the same key, re-sent
 
 
+async def test_a_refused_reconciliation_keeps_the_attempt_and_its_key(
+    session: AsyncSession,
+    clock: FrozenClock,
+    renewer: RenewalEngine,
+    gateway: FakeGateway,
+    settings: Settings,
+) -> None:
+    """The first send charged but its answer was lost; the re-send meets a 429. A new
+    attempt would carry a new key and charge again: the open attempt must be kept."""
+    service = await due_service(session, clock, behaviour="lost_response", gateway=gateway)
+    await renewer.sweep()
+    clock.advance(timedelta(seconds=settings.renewal_lease_seconds + 1))
+    gateway.rate_limit_next = 1
+    refused = await renewer.sweep()
+    assert (refused.rate_limited, refused.succeeded) == (1, 0)
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "processing"
+    assert renewal.lease_expires_at == clock.now() + timedelta(seconds=2)
+
+    clock.advance(timedelta(seconds=3))
+    assert (await renewer.sweep()).succeeded == 1
+    [attempt] = await attempts(session, renewal.id)
+    assert attempt.status == "succeeded"
+    assert gateway.calls == [attempt.idempotency_key] * 3
+    assert len(gateway.successful_charges()) == 1
+
+
 async def test_an_answer_lost_before_the_window_closed_is_looked_up_not_resent(
     session: AsyncSession,
     clock: FrozenClock,
