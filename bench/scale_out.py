@@ -44,7 +44,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.database import create_engine, create_sessionmaker
-from app.renewals.models import FINAL_STATUSES, Renewal
+from app.renewals.models import FINAL_STATUSES, Renewal, RenewalAttempt
 from bench.renewals import scratch_database
 from tests import processes
 from tests.renewal_runs import Verdict, read_outcome, seed_cards, seed_services
@@ -169,6 +169,16 @@ async def count_by_status(sessionmaker: async_sessionmaker[AsyncSession]) -> Cou
     return Counter({status: int(count) for status, count in rows.all()})
 
 
+async def count_reconciled(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Attempts finished by another sweep after their lease ran out (a killed replica, a
+    lost answer): the same request re-sent with the same idempotency key."""
+    async with sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(RenewalAttempt).where(RenewalAttempt.reconciled)
+        )
+    return int(count or 0)
+
+
 def progress(counts: Counter[str], expected: int, fleet: Fleet) -> str:
     statuses = " ".join(f"{status}={counts[status]}" for status in sorted(counts))
     listening = sum(replica.listening for replica in fleet.running)
@@ -216,7 +226,9 @@ async def run_until_final(
     return False
 
 
-def print_summary(verdict: Verdict, fleet: Fleet, seconds: float, finished: bool) -> None:
+def print_summary(
+    verdict: Verdict, fleet: Fleet, reconciled: int, seconds: float, finished: bool
+) -> None:
     succeeded_charges = verdict.charges_by_status["succeeded"]
     print()
     print("scale-out summary")
@@ -225,6 +237,7 @@ def print_summary(verdict: Verdict, fleet: Fleet, seconds: float, finished: bool
     print(f"  renewals by status  {dict(sorted(verdict.renewals_by_status.items()))}")
     print(f"  gateway charges     {dict(sorted(verdict.charges_by_status.items()))}")
     print(f"  successful charges  {succeeded_charges}")
+    print(f"  reconciled attempts {reconciled} (lease ran out: killed replica or lost answer)")
     print(f"  duplicates          {len(verdict.duplicates)}")
     print(f"  unfinished          {len(verdict.unfinished)}")
     print(f"  unmatched charges   {len(verdict.unmatched)}")
@@ -288,7 +301,8 @@ async def drill(args: argparse.Namespace) -> bool:
         verdict = await read_outcome(sessionmaker, gateway, API_KEY, expiries)
         if verdict.renewals_by_status.total() != args.renewals:
             finished = False
-        print_summary(verdict, fleet, seconds, finished)
+        reconciled = await count_reconciled(sessionmaker)
+        print_summary(verdict, fleet, reconciled, seconds, finished)
         if not (verdict.clean and finished):
             print("\nlast lines of the replicas' log:")
             print(fleet.log.read_text(errors="replace")[-3000:])
