@@ -22,6 +22,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -153,12 +154,30 @@ class RenewalEngine:
         summary = SweepSummary()
         summary.planned = await self.plan()
         batches = 0
-        while max_batches is None or batches < max_batches:
-            jobs = await self.claim(summary)
-            if not jobs:
-                break
-            batches += 1
-            await self._charge_batch(jobs, summary)
+        charging: list[asyncio.Task[None]] = []
+        try:
+            while max_batches is None or batches < max_batches:
+                jobs = await self.claim(summary)
+                if not jobs:
+                    # Batches still charging may reschedule renewals for now (a fallback
+                    # to another method): look again once one of them is done.
+                    running = [batch for batch in charging if not batch.done()]
+                    if not running:
+                        break
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                batches += 1
+                all_sent = asyncio.Event()
+                batch = asyncio.create_task(self._charge_batch(jobs, summary, all_sent))
+                charging.append(batch)
+                # The next batch is claimed as soon as every job of this one holds a gateway
+                # slot: slots never idle behind a batch's slowest answer, and a claimed
+                # renewal never waits long for a slot (its lease runs from the claim).
+                sent = asyncio.create_task(all_sent.wait())
+                await asyncio.wait([batch, sent], return_when=asyncio.FIRST_COMPLETED)
+                sent.cancel()
+        finally:
+            await asyncio.gather(*charging)
         await sepa_collections.run_cycle(self.sessionmaker, self.clock, self.settings)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
@@ -371,9 +390,10 @@ class RenewalEngine:
 
     # --- charge -------------------------------------------------------------------------
 
-    async def _call(self, job: ChargeJob) -> Outcome:
+    async def _call(self, job: ChargeJob, slot_taken: Callable[[], None]) -> Outcome:
         """The gateway's answer, or the error it raised; None means "no charge exists"."""
         async with self._gateway_slots:
+            slot_taken()
             started = time.perf_counter()
             try:
                 if job.lookup_only:
@@ -394,8 +414,11 @@ class RenewalEngine:
             finally:
                 metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
 
-    async def _charge_batch(self, jobs: list[ChargeJob], summary: SweepSummary) -> None:
-        """Charge a claimed batch and settle the answers as they arrive.
+    async def _charge_batch(
+        self, jobs: list[ChargeJob], summary: SweepSummary, all_sent: asyncio.Event
+    ) -> None:
+        """Charge a claimed batch and settle the answers as they arrive; `all_sent` is set
+        once every job holds a gateway slot.
 
         Each answer is settled as soon as it is in, never held back by a slower charge of
         the same batch. Answers that arrive while a settlement transaction is running are
@@ -404,8 +427,16 @@ class RenewalEngine:
         """
         answers: asyncio.Queue[tuple[ChargeJob, Outcome]] = asyncio.Queue()
 
+        waiting_for_slot = len(jobs)
+
+        def slot_taken() -> None:
+            nonlocal waiting_for_slot
+            waiting_for_slot -= 1
+            if waiting_for_slot == 0:
+                all_sent.set()
+
         async def charge(job: ChargeJob) -> None:
-            answers.put_nowait((job, await self._call(job)))
+            answers.put_nowait((job, await self._call(job, slot_taken)))
 
         charging = asyncio.gather(*(charge(job) for job in jobs))
         try:

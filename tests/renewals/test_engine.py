@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -494,3 +495,40 @@ async def test_one_bad_answer_does_not_hold_back_the_rest_of_its_group(
     assert (await fixed.sweep()).reconciled == 1
     assert (await renewal_of(session, services[1].id)).status == "succeeded"
     assert len(gateway.successful_charges()) == 4
+
+
+class HoldingGateway(FakeGateway):
+    """Holds the first charge it is asked for until another charge has been answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_seen = False
+        self.other_answered = asyncio.Event()
+
+    async def charge_off_session(self, **kwargs: Any) -> Any:
+        if not self.first_seen:
+            self.first_seen = True
+            await asyncio.wait_for(self.other_answered.wait(), timeout=5)
+            return await super().charge_off_session(**kwargs)
+        answer = await super().charge_off_session(**kwargs)
+        self.other_answered.set()
+        return answer
+
+
+async def test_a_slow_charge_does_not_hold_back_the_next_batch(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    settings: Settings,
+) -> None:
+    await due_service(session, clock)
+    await due_service(session, clock)
+    gateway = HoldingGateway()
+    one_per_batch = settings.model_copy(update={"renewal_batch_size": 1, "renewal_concurrency": 2})
+    renewer = RenewalEngine(sessionmaker, gateway, clock, one_per_batch, worker="w")
+
+    # The first batch's charge is answered only after the second batch's: the sweep must
+    # claim and charge the next batch while the first is still waiting for its answer.
+    summary = await renewer.sweep()
+    assert summary.succeeded == 2
+    assert len(gateway.successful_charges()) == 2
