@@ -12,8 +12,11 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Run: only the wheels, the migrations and a non-root user.
 FROM ${PYTHON_IMAGE}
+# Both SQLite files in /data, the one directory the non-root user may write to (the sandbox
+# ledger's default, ./autorenew-sandbox.db, would land in the root-owned working directory).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db
+    AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db \
+    AUTORENEW_SANDBOX_DATABASE_URL=sqlite+aiosqlite:////data/autorenew-sandbox.db
 RUN useradd --create-home --uid 10001 autorenew && mkdir /data && chown autorenew /data
 WORKDIR /srv/autorenew
 COPY --from=build /wheels /wheels
