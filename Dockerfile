@@ -1,5 +1,9 @@
-# Build: wheels for the app and its dependencies, in a throwaway stage with a compiler.
-FROM python:3.11-slim AS build
+# The base image: any Python 3.11 image with `python` and `pip` on PATH (deploy/offline-images.sh
+# builds one from Debian packages where Docker Hub is out of reach).
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# Build: wheels for the app and its dependencies, in a throwaway stage.
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN pip install --no-cache-dir --upgrade pip
 COPY pyproject.toml README.md ./
@@ -7,9 +11,12 @@ COPY app ./app
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Run: only the wheels, the migrations and a non-root user.
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
+# Both SQLite files in /data, the one directory the non-root user may write to (the sandbox
+# ledger's default, ./autorenew-sandbox.db, would land in the root-owned working directory).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db
+    AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db \
+    AUTORENEW_SANDBOX_DATABASE_URL=sqlite+aiosqlite:////data/autorenew-sandbox.db
 RUN useradd --create-home --uid 10001 autorenew && mkdir /data && chown autorenew /data
 WORKDIR /srv/autorenew
 COPY --from=build /wheels /wheels
