@@ -41,7 +41,7 @@ from typing import Any
 
 import greenlet
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core import migrations
 from app.core.clock import SystemClock
@@ -235,7 +235,45 @@ async def count_due(database_url: str, now: datetime) -> int:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This process's peak resident set. Not getrusage's ru_maxrss: Linux carries that over
+    from the parent through fork and exec, so a child started by a parent that grew (the
+    EXPLAIN step) would report the parent's peak; VmHWM starts afresh with the program."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: kB too
+
+
+def _caller(statement: str) -> str:
+    """The repository function running a statement, else its verb and table. Event hooks
+    run in SQLAlchemy's worker greenlet; the coroutines that called it are suspended in
+    the parent greenlet."""
+    frame = greenlet.getcurrent().parent.gr_frame
+    while frame is not None:
+        if frame.f_code.co_filename.endswith("repository.py"):
+            module = frame.f_code.co_filename.rsplit("/app/", 1)[-1].split("/")[0]
+            return f"{module}.{frame.f_code.co_name}"
+        frame = frame.f_back
+    words = statement.split()
+    return " ".join(words[:3] if words[0] in ("INSERT", "DELETE") else words[:2])
+
+
+def profile_statements(engine: AsyncEngine) -> dict[str, list[float]]:
+    """Database time and statement count by caller, for the sweep's figures."""
+    spent: dict[str, list[float]] = {}
+
+    def started(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        connection.info["bench_started"] = time.perf_counter()
+
+    def finished(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        entry = spent.setdefault(_caller(statement), [0.0, 0])
+        entry[0] += time.perf_counter() - connection.info.pop("bench_started")
+        entry[1] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", started)
+    event.listen(engine.sync_engine, "after_cursor_execute", finished)
+    return spent
 
 
 async def sweep_once(database_url: str) -> dict[str, Any]:
@@ -249,6 +287,7 @@ async def sweep_once(database_url: str) -> dict[str, Any]:
     )
     async with engine.connect() as connection:  # the pool's first connection, like a warm app
         await connection.execute(text("SELECT 1"))
+    spent = profile_statements(engine)
     before = peak_rss_mb()
     started = time.perf_counter()
     summary = await renewer.sweep()
@@ -260,6 +299,7 @@ async def sweep_once(database_url: str) -> dict[str, Any]:
         "succeeded": summary.succeeded,
         "peak_rss_mb": peak_rss_mb(),
         "baseline_rss_mb": before,
+        "database_seconds": spent,
     }
 
 
@@ -306,18 +346,6 @@ def _scans(plan: dict[str, Any]) -> list[str]:
     return scans
 
 
-def _caller() -> str:
-    """The repository function running the query. Event hooks run in SQLAlchemy's worker
-    greenlet; the coroutines that called it are suspended in the parent greenlet."""
-    frame = greenlet.getcurrent().parent.gr_frame
-    while frame is not None:
-        if frame.f_code.co_filename.endswith("repository.py"):
-            module = frame.f_code.co_filename.rsplit("/app/", 1)[-1].split("/")[0]
-            return f"{module}.{frame.f_code.co_name}"
-        frame = frame.f_back
-    return "?"
-
-
 async def explain_sweep(database_url: str) -> list[Explained]:
     """Plan, one claim batch and the SEPA cycle inside one transaction that is rolled back;
     the first time each read runs, EXPLAIN (ANALYZE, BUFFERS) runs it just before."""
@@ -329,17 +357,17 @@ async def explain_sweep(database_url: str) -> list[Explained]:
     ) -> None:
         if many or not statement.lstrip().upper().startswith(("SELECT", "WITH")):
             return
-        label = _caller()
-        if label in explained or statement.startswith("EXPLAIN"):
+        if statement in explained or statement.startswith("EXPLAIN"):
             return
-        explained[label] = Explained(label, 0, 0, 0, 0, 0, [])  # before: no recursion
+        label = _caller(statement)
+        explained[statement] = Explained(label, 0, 0, 0, 0, 0, [])  # before: no recursion
         result = connection.exec_driver_sql(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters
         ).scalar_one()
         document = result if isinstance(result, list) else json.loads(result)
         plan = document[0]
         top = plan["Plan"]
-        explained[label] = Explained(
+        explained[statement] = Explained(
             label,
             plan["Planning Time"],
             plan["Execution Time"],
@@ -408,6 +436,10 @@ async def measure(server: str, services: int, due: int, explain: bool) -> SizeRe
               f"peak RSS {sweep['peak_rss_mb']:.1f} MB "
               f"(+{sweep['peak_rss_mb'] - sweep['baseline_rss_mb']:.1f} MB over the "
               f"{sweep['baseline_rss_mb']:.1f} MB before the sweep)", flush=True)  # fmt: skip
+        slowest = sorted(sweep["database_seconds"].items(), key=lambda item: -item[1][0])[:6]
+        print("  database time by caller: " + "; ".join(
+            f"{label} {seconds:.2f}s/{count}" for label, (seconds, count) in slowest
+        ))  # fmt: skip
         return SizeResult(services, seed_seconds, sweep)
 
 
