@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, UTCDateTime
@@ -19,7 +19,6 @@ RENEWAL_STATUSES = (
     "refunded",  # collected, then taken back by the debtor (SEPA MD06 refund)
 )
 FINAL_STATUSES = ("succeeded", "failed", "canceled", "refunded")
-SCHEDULED = text("status = 'scheduled'")
 
 
 class Renewal(Base):
@@ -34,17 +33,10 @@ class Renewal(Base):
             "'requires_action', 'canceled', 'refunded')",
             name="status_known",
         ),
-        # Renewals by state and time: expired leases, lists and reports.
-        Index("ix_renewals_due", "status", "next_attempt_at"),
-        # The claim's scan of scheduled renewals, in claim order: a batch reads its own rows
-        # only, not every due renewal (nor the finished ones, most of the table).
-        Index(
-            "ix_renewals_scheduled",
-            "next_attempt_at",
-            "id",
-            sqlite_where=SCHEDULED,
-            postgresql_where=SCHEDULED,
-        ),
+        # The claim: expired leases, and scheduled renewals in claim order (next_attempt_at,
+        # then id, as a whole planning run shares one next_attempt_at), so a batch reads
+        # its own rows and stops, instead of joining and sorting every due renewal.
+        Index("ix_renewals_due", "status", "next_attempt_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -18,7 +18,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 RENEWING = sa.text("status = 'active' AND auto_renew IS TRUE")
-SCHEDULED = sa.text("status = 'scheduled'")
 
 
 def upgrade() -> None:
@@ -33,17 +32,13 @@ def upgrade() -> None:
     )
     op.drop_index("ix_services_renewal_scan", table_name="services")
     # The claim walks scheduled renewals in (next_attempt_at, id) order and stops at a
-    # batch; finished renewals, most of the table in time, are not in it.
-    op.create_index(
-        "ix_renewals_scheduled",
-        "renewals",
-        ["next_attempt_at", "id"],
-        sqlite_where=SCHEDULED,
-        postgresql_where=SCHEDULED,
-    )
+    # batch; a planning run gives all its renewals one next_attempt_at, so id must follow.
+    op.drop_index("ix_renewals_due", table_name="renewals")
+    op.create_index("ix_renewals_due", "renewals", ["status", "next_attempt_at", "id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_renewals_scheduled", table_name="renewals")
+    op.drop_index("ix_renewals_due", table_name="renewals")
+    op.create_index("ix_renewals_due", "renewals", ["status", "next_attempt_at"])
     op.create_index("ix_services_renewal_scan", "services", ["status", "auto_renew", "expires_at"])
     op.drop_index("ix_services_renewal_due", table_name="services")
