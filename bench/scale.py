@@ -16,9 +16,10 @@ sweep time, renewals succeeded, peak RSS (and how much of it the sweep added on 
 imports and the engine); then largest/smallest ratios against the aims (time ≤ 1.5x,
 memory ≤ 1.2x).
 
-At the largest size, before its sweep, the sweep's reads are run once more with EXPLAIN
-(ANALYZE, BUFFERS) inside a transaction that is rolled back (then VACUUM): planning time,
-execution time, buffers and the scans each query used, for the record.
+At every size, before its sweep, the sweep's reads are run once with EXPLAIN (ANALYZE,
+BUFFERS) inside a transaction that is rolled back (then VACUUM): planning time, execution
+time, buffers and the scans each query used, for the record. Every size gets this step, so
+each sweep starts from the same warm-up.
 
 Needs PostgreSQL: AUTORENEW_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/test);
 every database the benchmark creates there is dropped at the end.
@@ -437,7 +438,7 @@ async def measure(server: str, services: int, due: int, explain: bool) -> SizeRe
               f"(+{sweep['peak_rss_mb'] - sweep['baseline_rss_mb']:.1f} MB over the "
               f"{sweep['baseline_rss_mb']:.1f} MB before the sweep)", flush=True)  # fmt: skip
         slowest = sorted(sweep["database_seconds"].items(), key=lambda item: -item[1][0])[:6]
-        print("  database time by caller: " + "; ".join(
+        print("  database time by caller (summed over concurrent connections): " + "; ".join(
             f"{label} {seconds:.2f}s/{count}" for label, (seconds, count) in slowest
         ))  # fmt: skip
         return SizeResult(services, seed_seconds, sweep)
@@ -456,7 +457,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--due", type=int, default=2000)
     parser.add_argument("--sizes", default="10000,1000000")
-    parser.add_argument("--no-explain", action="store_true", help="skip EXPLAIN at the largest")
+    parser.add_argument("--no-explain", action="store_true", help="skip the EXPLAIN step")
     parser.add_argument("--child", metavar="DATABASE_URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -468,10 +469,7 @@ async def main() -> None:
     sizes = sorted(int(size) for size in args.sizes.split(","))
     if any(size < args.due for size in sizes):
         parser.error("every size must hold at least --due services")
-    results = [
-        await measure(server, size, args.due, explain=not args.no_explain and size == sizes[-1])
-        for size in sizes
-    ]
+    results = [await measure(server, size, args.due, explain=not args.no_explain) for size in sizes]
     if len(results) > 1:
         report(results[0], results[-1])
 
