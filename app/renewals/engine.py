@@ -49,11 +49,13 @@ from app.renewals.dunning import after_soft_failure
 from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, transition_events
 from app.sepa import collections as sepa_collections
-from app.services.lead_time import longest_lead_days, next_charge_at
+from app.services.lead_time import charge_date_reached, longest_lead_days, next_charge_at
 from app.services.models import Service
 from app.services.periods import add_months
 
 log = logging.getLogger("autorenew.renewals")
+
+PLANNING_PAGE = 500
 
 
 @dataclass
@@ -190,31 +192,33 @@ class RenewalEngine:
         """Create the next period's renewal for every service whose charge date has come."""
         now = self.clock.now()
         horizon = now + timedelta(days=longest_lead_days(self.settings))
-        planned, after_id = 0, None
+        due = charge_date_reached(
+            self.settings,
+            now,
+            expires_at=Service.expires_at,
+            kind=Service.kind,
+            method_type=PaymentMethod.type,
+        )
+        planned, after = 0, None
         while True:
             async with transaction(self.sessionmaker) as session:
                 candidates = await repository.planning_candidates(
                     session,
+                    due=due,
                     horizon=horizon,
                     lapsed_before=now - timedelta(days=self.settings.renewal_grace_days),
-                    limit=500,
-                    after_id=after_id,
+                    limit=PLANNING_PAGE,
+                    after=after,
                 )
                 rows = [
                     self._new_renewal(service, method_type, now)
                     for service, method_type in candidates
-                    if self._due(service, method_type, now)
                 ]
                 planned += await repository.insert_if_absent(session, rows)
-            if len(candidates) < 500:
+            if len(candidates) < PLANNING_PAGE:
                 return planned
-            after_id = candidates[-1][0].id
-
-    def _due(self, service: Service, method_type: str | None, now: datetime) -> bool:
-        due_at = next_charge_at(
-            self.settings, expires_at=service.expires_at, kind=service.kind, method_type=method_type
-        )
-        return due_at <= now
+            last = candidates[-1][0]
+            after = (last.expires_at, last.id)
 
     def _new_renewal(
         self, service: Service, method_type: str | None, now: datetime

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -19,35 +19,42 @@ from app.services.models import Service
 async def planning_candidates(
     session: AsyncSession,
     *,
+    due: ColumnElement[bool],
     horizon: datetime,
     lapsed_before: datetime,
     limit: int,
-    after_id: str | None,
+    after: tuple[datetime, str] | None,
 ) -> list[tuple[Service, str | None]]:
     """Active, auto-renewing services with a method, expiring between `lapsed_before` (older
-    ones have lapsed: renewing them would bill for nothing) and `horizon`, that have no
-    renewal yet for the period starting at their current expiry. With the method's type,
-    which decides the lead time. Ordered by id so the caller can page through them."""
+    ones have lapsed: renewing them would bill for nothing) and `horizon`, whose charge date
+    has come (`due`, over Service and PaymentMethod), that have no renewal yet for the
+    period starting at their current expiry. With the method's type, which decides the lead
+    time.
+
+    Ordered by (expiry, id) and paged after the last row seen: each page walks on along the
+    partial index ix_services_renewal_due instead of reading the whole horizon again, and
+    stops after `limit` due rows, however many services the table holds."""
     existing = aliased(Renewal)
     query = (
         select(Service, PaymentMethod.type)
         .join(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
-        .outerjoin(
-            existing,
-            and_(existing.service_id == Service.id, existing.period_start == Service.expires_at),
-        )
         .where(
             Service.status == "active",
             Service.auto_renew.is_(True),
             Service.expires_at <= horizon,
             Service.expires_at > lapsed_before,
-            existing.id.is_(None),
+            due,
+            ~select(existing.id)
+            .where(existing.service_id == Service.id, existing.period_start == Service.expires_at)
+            .exists(),
         )
-        .order_by(Service.id)
+        .order_by(Service.expires_at, Service.id)
         .limit(limit)
     )
-    if after_id is not None:
-        query = query.where(Service.id > after_id)
+    if after is not None:
+        query = query.where(
+            Service.expires_at >= after[0], tuple_(Service.expires_at, Service.id) > after
+        )
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
@@ -67,18 +74,23 @@ async def insert_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]
     return len((await session.execute(statement)).all())
 
 
-def _claimable(now: datetime) -> Select[tuple[str]]:
+def _due_now(now: datetime) -> ColumnElement[bool]:
+    return and_(Renewal.status == "scheduled", Renewal.next_attempt_at <= now)
+
+
+def _lease_expired(now: datetime) -> ColumnElement[bool]:
+    # A lease that ran out: its worker crashed or lost the gateway's answer.
+    return and_(Renewal.status == "processing", Renewal.lease_expires_at < now)
+
+
+def _claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
     method = aliased(PaymentMethod)
     return (
         select(Renewal.id)
         .join(Service, Service.id == Renewal.service_id)
         .outerjoin(method, method.id == Service.payment_method_id)
         .where(
-            or_(
-                and_(Renewal.status == "scheduled", Renewal.next_attempt_at <= now),
-                # A lease that ran out: its worker crashed or lost the gateway's answer.
-                and_(Renewal.status == "processing", Renewal.lease_expires_at < now),
-            ),
+            or_(*conditions),
             # SEPA renewals are collected by pain.008 batches, not charged here.
             or_(method.type.is_(None), method.type != "sepa_debit"),
         )
@@ -86,16 +98,27 @@ def _claimable(now: datetime) -> Select[tuple[str]]:
 
 
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Renewal]:
-    """Lock up to `limit` due renewals for this transaction.
+    """Lock up to `limit` due renewals for this transaction: those whose lease ran out first
+    (an answer is owed for them), then scheduled ones by due time.
 
+    Two scans rather than one query with OR: each walks its own index in claim order and
+    stops at `limit`, where the OR had to join and sort every due renewal for each batch.
     On PostgreSQL, SKIP LOCKED lets several replicas claim disjoint batches without waiting
     on each other; the lease written by the caller keeps them claimed after the commit.
     SQLite has a single writer and runs one replica, so the plain select is enough there.
     """
-    ids = _claimable(now).order_by(Renewal.next_attempt_at, Renewal.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        ids = ids.with_for_update(of=Renewal, skip_locked=True)
-    claimed = list((await session.execute(ids)).scalars())
+    claimed: list[str] = []
+    for condition in (_lease_expired(now), _due_now(now)):
+        if len(claimed) == limit:
+            break
+        ids = (
+            _claimable(condition)
+            .order_by(Renewal.next_attempt_at, Renewal.id)
+            .limit(limit - len(claimed))
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            ids = ids.with_for_update(of=Renewal, skip_locked=True)
+        claimed += (await session.execute(ids)).scalars()
     if not claimed:
         return []
     query = select(Renewal).where(Renewal.id.in_(claimed)).order_by(Renewal.id)
@@ -161,7 +184,8 @@ async def attempts_for(
 
 
 async def due_backlog(session: AsyncSession, *, now: datetime) -> int:
-    query = select(func.count()).select_from(_claimable(now).subquery())
+    claimable = _claimable(_due_now(now), _lease_expired(now))
+    query = select(func.count()).select_from(claimable.subquery())
     return int((await session.execute(query)).scalar_one())
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, UTCDateTime
 
 SERVICE_STATUSES = ("active", "cancelled")
+# The services the renewal engine renews; the partial index below holds these only.
+RENEWING = text("status = 'active' AND auto_renew IS TRUE")
 
 
 class Service(Base):
@@ -25,8 +27,15 @@ class Service(Base):
         CheckConstraint("period_months BETWEEN 1 AND 120", name="period_months_range"),
         CheckConstraint("price_amount > 0", name="price_amount_positive"),
         CheckConstraint("status IN ('active', 'cancelled')", name="status_known"),
-        # The renewal planner's scan: active, auto-renewing services by expiry.
-        Index("ix_services_renewal_scan", "status", "auto_renew", "expires_at"),
+        # The renewal planner's scan (and the forecast's): only services that renew, in the
+        # order the planner pages through them, so a sweep reads what is due and no more.
+        Index(
+            "ix_services_renewal_due",
+            "expires_at",
+            "id",
+            sqlite_where=RENEWING,
+            postgresql_where=RENEWING,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

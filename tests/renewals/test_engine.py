@@ -126,6 +126,38 @@ async def test_planning_twice_creates_one_renewal(
     assert (await session.execute(select(func.count()).select_from(Renewal))).scalar_one() == 1
 
 
+async def test_planning_pages_through_due_services_and_skips_the_rest(
+    session: AsyncSession,
+    clock: FrozenClock,
+    renewer: RenewalEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.renewals.engine.PLANNING_PAGE", 2)
+    method = await factories.card_method(session, "cus_1", now=clock.now())
+    due, not_due = [], []
+    # Three sharing one expiry (pages must not lose or repeat ties), then domains and
+    # hosting interleaved at 10 days: inside a domain's 14-day lead, outside hosting's 7.
+    for index, (kind, days) in enumerate(
+        [("hosting", 3), ("hosting", 3), ("hosting", 3), ("domain", 10), ("hosting", 10),
+         ("domain", 10), ("hosting", 12), ("domain", 13), ("hosting", 6)]
+    ):  # fmt: skip
+        service = await factories.service(
+            session,
+            "cus_1",
+            now=clock.now(),
+            service_id=f"svc-{index}",
+            kind=kind,
+            expires_in=timedelta(days=days),
+            method=method,
+        )
+        (due if kind == "domain" or days <= 7 else not_due).append(service.id)
+    await session.commit()
+
+    assert await renewer.plan() == len(due)
+    planned = set((await session.execute(select(Renewal.service_id))).scalars())
+    assert planned == set(due)
+
+
 async def test_soft_declines_are_retried_on_the_schedule_then_fail(
     session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:

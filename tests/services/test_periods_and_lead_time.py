@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import create_engine, literal, select
 
+from app.core.database import UTCDateTime
 from app.core.settings import ConfigurationError, Settings
-from app.services.lead_time import lead_days, next_charge_at
+from app.services.lead_time import charge_date_reached, lead_days, next_charge_at
 from app.services.periods import add_months
 
 
@@ -59,3 +61,29 @@ def test_a_sepa_lead_shorter_than_prenotification_is_refused_at_startup() -> Non
     Settings(renewal_lead_days_sepa=19).check()
     with pytest.raises(ConfigurationError):
         Settings(sepa_prenotification_days=20).check()
+
+
+@pytest.mark.parametrize("kind", ["domain", "hosting", "mailbox"])
+@pytest.mark.parametrize("method_type", ["card", "sepa_debit"])
+def test_the_sql_due_test_agrees_with_next_charge_at(kind: str, method_type: str) -> None:
+    settings = Settings(renewal_lead_days_by_kind={"domain": 14, "mailbox": 3})
+    now = at(2027, 3, 1)
+    engine = create_engine("sqlite://")
+    with engine.connect() as connection:
+        for days in range(30):
+            for hours in (-1, 0, 1):
+                expires_at = now.replace(hour=12) + timedelta(days=days, hours=hours)
+                reached = charge_date_reached(
+                    settings,
+                    now.replace(hour=12),
+                    expires_at=literal(expires_at, UTCDateTime()),
+                    kind=literal(kind),
+                    method_type=literal(method_type),
+                )
+                charge_at = next_charge_at(
+                    settings, expires_at=expires_at, kind=kind, method_type=method_type
+                )
+                expected = charge_at <= now.replace(hour=12)
+                assert bool(connection.execute(select(reached)).scalar_one()) is expected, (
+                    f"{kind} by {method_type} expiring in {days}d{hours:+}h"
+                )
