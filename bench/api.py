@@ -151,7 +151,10 @@ def ratio(real: float, raw: float) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
-    parser.add_argument("--rate", type=float, help="fixed rate (default: 70%% of raw max)")
+    parser.add_argument("--rate", type=float, help="one fixed rate instead of --loads")
+    parser.add_argument(
+        "--loads", default="0.5,0.7", help="fixed rates as fractions of the raw route's max"
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32, help="max-throughput clients")
@@ -180,14 +183,33 @@ async def main() -> None:
                     requests, duration=args.duration, workers=args.concurrency
                 )
                 print(f"{name:>14} {side:>4} max   {peaks[side].line()}")
-            rate = args.rate or round(0.7 * peaks["raw"].rps)
-            fixed: dict[str, LoadResult] = {}
-            for side, requests in (("raw", raw), ("real", real)):
-                fixed[side] = await fixed_rate(requests, rate=rate, duration=args.duration)
-                print(f"{name:>14} {side:>4} @{rate:<5.0f}{fixed[side].line()}")
             print(f"{name:>14} real/raw: throughput {ratio(peaks['real'].rps, peaks['raw'].rps)} "
-                  f"(aim >= 0.5), p99 at {rate:.0f} rps "
-                  f"{ratio(fixed['real'].p99, fixed['raw'].p99)} (aim <= 3)")  # fmt: skip
+                  "(aim >= 0.5)")  # fmt: skip
+            rates = [args.rate] if args.rate else [
+                round(float(load) * peaks["raw"].rps) for load in args.loads.split(",")
+            ]  # fmt: skip
+            for rate in rates:
+                fixed: dict[str, LoadResult] = {}
+                for side, requests in (("raw", raw), ("real", real)):
+                    fixed[side] = await fixed_rate(requests, rate=rate, duration=args.duration)
+                    print(f"{name:>14} {side:>4} @{rate:<5.0f}{fixed[side].line()}")
+                print(f"{name:>14} real/raw: p99 at {rate:.0f} rps "
+                      f"({rate / peaks['real'].rps:.0%} of the real route's max) "
+                      f"{ratio(fixed['real'].p99, fixed['raw'].p99)} (aim <= 3)")  # fmt: skip
+        server_errors(folder / "app.log")
+
+
+def server_errors(log: Path) -> None:
+    """What the server logged as errors during the run, if anything (first few)."""
+    lines = [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if '"level": "ERROR"' in line or "Error" in line
+    ]
+    if lines:
+        print(f"server logged {len(lines)} error lines; the first ones:")
+        for line in lines[:5]:
+            print("   ", line[:300])
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def merged(results: list[LoadResult]) -> LoadResult:
         total.seconds += result.seconds
         total.latencies += result.latencies
         total.errors += result.errors
+        total.error_kinds += result.error_kinds
         total.late += result.late
     total.client_cpu = max((r.client_cpu for r in results), default=0.0)
     return total

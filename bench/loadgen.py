@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -54,6 +55,8 @@ class LoadResult:
     seconds: float
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    # What the errors were: an HTTP status ("503") or a transport error's class name.
+    error_kinds: Counter[str] = field(default_factory=Counter)
     late: int = 0
     client_cpu: float = 0.0
 
@@ -92,8 +95,20 @@ class LoadResult:
         return (
             f"{self.rps:7.0f} rps  p50 {ms(self.p50)} ms  p90 {ms(self.p90)} ms  "
             f"p99 {ms(self.p99)} ms  max {ms(self.max)} ms  "
-            f"errors {self.errors}  late {self.late}/{self.sent}  client cpu {self.client_cpu:.0%}"
+            f"errors {self.errors}{self._kinds()}  late {self.late}/{self.sent}  "
+            f"client cpu {self.client_cpu:.0%}"
         )
+
+    def _kinds(self) -> str:
+        if not self.error_kinds:
+            return ""
+        return " (" + ", ".join(f"{k} x{n}" for k, n in self.error_kinds.most_common()) + ")"
+
+    def record(self, latency: float, error: str | None) -> None:
+        self.latencies.append(latency)
+        if error is not None:
+            self.errors += 1
+            self.error_kinds[error] += 1
 
 
 def _client(connections: int, timeout: float) -> httpx.AsyncClient:
@@ -106,13 +121,13 @@ async def _failed(
     url: str,
     headers: Headers,
     ok: Callable[[int], bool],
-) -> bool:
-    """Send one GET; True when it failed (transport error, timeout or a refused status)."""
+) -> str | None:
+    """Send one GET; what went wrong (a refused status or a transport error), or None."""
     try:
         response = await client.get(url, headers=headers)
-    except httpx.HTTPError:
-        return True
-    return not ok(response.status_code)
+    except httpx.HTTPError as error:
+        return type(error).__name__
+    return None if ok(response.status_code) else str(response.status_code)
 
 
 def _2xx(status: int) -> bool:
@@ -145,8 +160,7 @@ async def fixed_rate(
                 result.late += 1
             url, headers = requests(index)
             failed = await _failed(client, url, headers, ok)
-            result.latencies.append(loop.time() - due)
-            result.errors += failed
+            result.record(loop.time() - due, failed)
 
         tasks = []
         cpu = time.process_time()
@@ -186,8 +200,7 @@ async def max_throughput(
                 url, headers = requests(result.sent)
                 result.sent += 1
                 failed = await _failed(client, url, headers, ok)
-                result.latencies.append(time.perf_counter() - sent)
-                result.errors += failed
+                result.record(time.perf_counter() - sent, failed)
 
         await asyncio.gather(*(worker() for _ in range(workers)))
         result.seconds = time.perf_counter() - started
