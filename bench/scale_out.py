@@ -90,6 +90,8 @@ def replica_env(database_url: str, gateway_url: str, replicas: int) -> dict[str,
         "AUTORENEW_GATEWAY_API_KEY": API_KEY,
         "AUTORENEW_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
         "AUTORENEW_GATEWAY_TIMEOUT_SECONDS": "2",
+        # The lease must outlast a whole gateway call, a wait in the client throttle included.
+        "AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS": "1",
         "AUTORENEW_SCHEDULER_ENABLED": "true",
         "AUTORENEW_RENEWAL_INTERVAL_SECONDS": "1",
         # Must outlast connect + read timeout (checked at startup).
