@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, text
 
 import app.models  # noqa: F401
 from app.core import migrations
@@ -36,5 +38,44 @@ async def test_upgrade_to_head_then_downgrade_to_base(
         assert await _tables(url) <= {"alembic_version"}
         await migrations.upgrade(engine)
         assert set(Base.metadata.tables) <= await _tables(url)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_live_card_index_refuses_to_hide_existing_duplicates(
+    scratch_database: Callable[[], Any],
+) -> None:
+    url = await scratch_database()
+    engine = create_engine(url)
+    try:
+        await migrations.upgrade(engine, "0006")
+        async with engine.begin() as connection:
+            for method_id in ("pm_a", "pm_b"):
+                await connection.execute(
+                    text(
+                        "INSERT INTO payment_methods (id, customer_id, type, status, is_default,"
+                        " card_fingerprint, created_at, updated_at) VALUES (:id, 'cus_1', "
+                        "'card', 'validated', false, 'fp_1', :now, :now)"
+                    ),
+                    {"id": method_id, "now": datetime.now(UTC)},
+                )
+        with pytest.raises(RuntimeError, match="hold the same card twice"):
+            await migrations.upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE payment_methods SET status = 'revoked' WHERE id = 'pm_b'")
+            )
+        await migrations.upgrade(engine)
+        assert "uq_payment_methods_customer_card_live" in await _indexes(url, "payment_methods")
+    finally:
+        await engine.dispose()
+
+
+async def _indexes(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            indexes = await connection.run_sync(lambda sync: inspect(sync).get_indexes(table))
+            return {index["name"] for index in indexes if index["name"]}
     finally:
         await engine.dispose()

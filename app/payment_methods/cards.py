@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import SecretStr
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum import luhn
 
@@ -247,7 +248,14 @@ async def register(
     _keep_card(method, setup)
     method.gateway_customer_id = method.gateway_customer_id or gateway_customer
     session.add(method)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # A concurrent registration of the same card won the unique index after our check.
+        raise Conflict(
+            "This card was just registered by another request.",
+            code="duplicate_payment_method",
+        ) from exc
     await events.announce(session, "created", method, now)
     if validated:
         await events.announce(session, "validated", method, now)

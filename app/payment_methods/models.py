@@ -31,6 +31,9 @@ class MandateStatus(StrEnum):
 
 
 _LIVE = text("status <> 'revoked'")
+# A card counts as registered while it can still pay or is being authenticated; an expired,
+# failed or revoked one may be registered again (a renewed card keeps its fingerprint).
+_LIVE_CARD = text("type = 'card' AND status IN ('validated', 'requires_action')")
 
 
 class PaymentMethod(Base):
@@ -46,6 +49,15 @@ class PaymentMethod(Base):
             unique=True,
             sqlite_where=_LIVE,
             postgresql_where=_LIVE,
+        ),
+        # The same for cards, by the gateway's fingerprint of the number.
+        Index(
+            "uq_payment_methods_customer_card_live",
+            "customer_id",
+            "card_fingerprint",
+            unique=True,
+            sqlite_where=_LIVE_CARD,
+            postgresql_where=_LIVE_CARD,
         ),
         Index(
             "uq_payment_methods_customer_default",

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import FrozenClock
 from app.events.models import Event
 from app.gateways.port import GatewayError, OutcomeUnknown, RateLimited
+from app.payment_methods.models import PaymentMethod
 from tests.payment_methods.card_flows import (
     DECLINED,
     EXPIRED,
@@ -298,3 +299,29 @@ async def test_gateway_trouble_keeps_nothing(
     if status == 429:
         assert response.headers["Retry-After"] == "2"
     assert await count_rows() == NOTHING
+
+
+async def test_a_registration_that_loses_the_race_for_the_same_card_is_a_duplicate(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    monkeypatch: pytest.MonkeyPatch,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two requests both pass the check for a live twin; the unique index stops the second."""
+    customer = new_customer()
+    first = (await add_card(client, auth, customer)).json()
+
+    async def no_twin_seen(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr("app.payment_methods.repository.find_live_card", no_twin_seen)
+    again = await add_card(client, auth, customer)
+    assert again.status_code == 409
+    assert again.json()["code"] == "duplicate_payment_method"
+    async with sessionmaker() as session:
+        kept = await session.scalar(
+            select(func.count())
+            .select_from(PaymentMethod)
+            .where(PaymentMethod.customer_id == customer)
+        )
+    assert kept == 1 and first["status"] == "validated"
