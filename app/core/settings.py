@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # replicas times this.
     iban_check_rate_limit: int = Field(default=30, ge=1)
     iban_check_rate_window_seconds: int = Field(default=60, ge=1)
+    # POST /v1/payment-methods answers the same oracle (why an IBAN is refused) and, for
+    # cards, would let someone test stolen numbers against the gateway: registrations per
+    # caller per window, counted like the IBAN checks. Idempotent replays are not counted.
+    payment_method_create_rate_limit: int = Field(default=20, ge=1)
+    payment_method_create_rate_window_seconds: int = Field(default=3600, ge=1)
     # Peers (IPs or CIDR networks) whose X-Forwarded-For is believed when recording the
     # client IP of a mandate acceptance. Empty: the TCP peer is the client.
     trusted_proxies: list[str] = Field(default_factory=list)

@@ -49,16 +49,32 @@ def _creditor(settings: Settings) -> Creditor:
     return Creditor(identifier=settings.sepa_creditor_id, name=settings.sepa_creditor_name)
 
 
-def _iban_check_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+def _limiter(request: Request, name: str, limit: int, window_seconds: int) -> SlidingWindowLimiter:
+    """The app's limiter called `name`, made on first use (one per replica)."""
     state: State = request.app.state
-    limiter: SlidingWindowLimiter | None = getattr(state, "iban_check_limiter", None)
+    limiter: SlidingWindowLimiter | None = getattr(state, name, None)
     if limiter is None:
-        limiter = SlidingWindowLimiter(
-            limit=settings.iban_check_rate_limit,
-            window=timedelta(seconds=settings.iban_check_rate_window_seconds),
-        )
-        state.iban_check_limiter = limiter
+        limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window_seconds))
+        setattr(state, name, limiter)
     return limiter
+
+
+def _iban_check_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+    return _limiter(
+        request,
+        "iban_check_limiter",
+        settings.iban_check_rate_limit,
+        settings.iban_check_rate_window_seconds,
+    )
+
+
+def _registration_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+    return _limiter(
+        request,
+        "registration_limiter",
+        settings.payment_method_create_rate_limit,
+        settings.payment_method_create_rate_window_seconds,
+    )
 
 
 @router.post(
@@ -102,8 +118,12 @@ async def create_payment_method(
     cipher: CipherDep,
     gateway: GatewayDep,
     idempotency: IdempotencyDep,
+    limiter: Annotated[SlidingWindowLimiter, Depends(_registration_limiter)],
 ) -> Response:
     async def register() -> PaymentMethodOut:
+        # Counted only when the registration really runs: a replay of an earlier answer is
+        # free, and a refusal here is not stored as the key's answer.
+        limiter.hit(caller.customer_id, clock.now())
         outcome = await service.create(
             session,
             customer_id=caller.customer_id,

@@ -64,6 +64,39 @@ async def test_iban_checks_are_rate_limited_per_caller(
         assert again.status_code == 200
 
 
+async def test_registrations_are_rate_limited_per_caller_and_replays_are_free(
+    client_with: ClientWith, clock: FrozenClock, auth: Auth
+) -> None:
+    """Registration says why an IBAN is refused (and would test cards at the gateway), so
+    guesses are limited like IBAN checks; a replayed answer costs nothing, and a refusal
+    is not stored as the Idempotency-Key's answer."""
+    limits = {
+        "payment_method_create_rate_limit": 2,
+        "payment_method_create_rate_window_seconds": 60,
+    }
+    async with client_with(**limits) as client:
+
+        async def post(key: str, iban: str = IBAN_ES) -> httpx.Response:
+            headers = {**auth("guesser"), "Idempotency-Key": key}
+            return await client.post("/v1/payment-methods", json=sepa_body(iban), headers=headers)
+
+        guess = await post("k1", iban="ES91 2100 0418 4502 0005 1333")
+        assert guess.json()["code"] == "invalid_iban"  # a refused guess counts
+        first = await post("k2")
+        assert first.status_code == 201
+        assert (await post("k2")).headers.get("Idempotent-Replayed") == "true"
+        refused = await post("k3", iban=IBAN_DE)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        other = await client.post(
+            "/v1/payment-methods", json=sepa_body(IBAN_DE), headers=auth("someone-else")
+        )
+        assert other.status_code == 201
+        clock.advance(timedelta(seconds=61))
+        assert (await post("k3", iban=IBAN_DE)).status_code == 201
+
+
 async def test_register_then_accept_the_mandate(
     client: httpx.AsyncClient, auth: Auth, register: Register, accept: Register
 ) -> None:
