@@ -3,6 +3,7 @@ default."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -49,32 +50,32 @@ def _creditor(settings: Settings) -> Creditor:
     return Creditor(identifier=settings.sepa_creditor_id, name=settings.sepa_creditor_name)
 
 
-def _limiter(request: Request, name: str, limit: int, window_seconds: int) -> SlidingWindowLimiter:
-    """The app's limiter called `name`, made on first use (one per replica)."""
-    state: State = request.app.state
-    limiter: SlidingWindowLimiter | None = getattr(state, name, None)
-    if limiter is None:
-        limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window_seconds))
-        setattr(state, name, limiter)
-    return limiter
+def _limiter(
+    name: str, limits: Callable[[Settings], tuple[int, int]]
+) -> Callable[[Request, Settings], SlidingWindowLimiter]:
+    """A dependency giving the app's limiter `name` (one per replica, made on first use) with
+    `limits(settings)` = (uses, window in seconds) per caller."""
+
+    def dependency(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+        state: State = request.app.state
+        limiter: SlidingWindowLimiter | None = getattr(state, name, None)
+        if limiter is None:
+            limit, window = limits(settings)
+            limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window))
+            setattr(state, name, limiter)
+        return limiter
+
+    return dependency
 
 
-def _iban_check_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
-    return _limiter(
-        request,
-        "iban_check_limiter",
-        settings.iban_check_rate_limit,
-        settings.iban_check_rate_window_seconds,
-    )
-
-
-def _registration_limiter(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
-    return _limiter(
-        request,
-        "registration_limiter",
-        settings.payment_method_create_rate_limit,
-        settings.payment_method_create_rate_window_seconds,
-    )
+_iban_check_limiter = _limiter(
+    "iban_check_limiter",
+    lambda s: (s.iban_check_rate_limit, s.iban_check_rate_window_seconds),
+)
+_registration_limiter = _limiter(
+    "registration_limiter",
+    lambda s: (s.payment_method_create_rate_limit, s.payment_method_create_rate_window_seconds),
+)
 
 
 @router.post(
