@@ -5,8 +5,10 @@
     claim    due renewals are locked in small batches (SKIP LOCKED on PostgreSQL), each gets
              a `processing` attempt with a deterministic idempotency key and a lease, and
              the transaction commits *before* any money moves
-    charge   the gateway is called outside any transaction, with bounded concurrency
-    settle   each outcome is written in its own transaction, if the lease is still ours
+    charge   the gateway is called outside any transaction, with bounded concurrency; the
+             next batch is claimed as soon as the last one's jobs are all in flight
+    settle   each answer is written as soon as it arrives, if the lease is still ours;
+             answers that arrive together share one transaction (group commit)
 
 A worker that dies after `claim` leaves a processing attempt whose lease runs out; the next
 sweep (any replica) claims it again and *reconciles*: it re-sends the same request with the
