@@ -316,7 +316,7 @@ class RenewalEngine:
             summary.count("canceled")
             return None
         assert method is not None
-        if method.status != "validated" or not method.gateway_payment_method_id:
+        if not _chargeable(method):
             # Expired card, failed verification…: the customer can still fix it, so this
             # waits like a soft decline instead of failing at once.
             self._soft_failure(
@@ -348,7 +348,7 @@ class RenewalEngine:
             amount=renewal.amount,
             currency=renewal.currency,
             gateway_customer_id=method.gateway_customer_id or "",
-            gateway_payment_method_id=method.gateway_payment_method_id,
+            gateway_payment_method_id=method.gateway_payment_method_id or "",
             service_id=service.id,
             metadata=self._metadata(renewal, key),
         )
@@ -668,7 +668,7 @@ class RenewalEngine:
         if (
             not self.settings.renewal_fallback_enabled
             or method is None
-            or (method.status == "validated" and method.gateway_payment_method_id)
+            or _chargeable(method)
             or self._stop_reason(renewal, service, method) is not None
         ):
             return method
@@ -779,6 +779,11 @@ class RenewalEngine:
         renewal.lease_owner, renewal.lease_expires_at = None, None
         renewal.updated_at = now
         renewal.finished_at = now
+
+
+def _chargeable(method: PaymentMethod) -> bool:
+    """A validated method the gateway can charge off-session."""
+    return method.status == "validated" and bool(method.gateway_payment_method_id)
 
 
 async def sweep_renewals(context: JobContext) -> SweepSummary:
