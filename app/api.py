@@ -16,6 +16,7 @@ from app.health.routes import router as health_router
 from app.payment_methods.routes import router as payment_methods_router
 from app.renewals.routes import admin_router as renewals_admin_router
 from app.renewals.routes import router as renewals_router
+from app.runs.routes import admin_router as runs_admin_router
 from app.sepa.routes import router as sepa_router
 from app.services.routes import admin_router as services_admin_router
 from app.services.routes import router as services_router
@@ -27,7 +28,8 @@ ROUTERS = (
     services_router,  # /v1/services…
     services_admin_router,  # /v1/admin/services…
     renewals_router,  # /v1/renewals… /v1/services/{id}/renewals
-    renewals_admin_router,  # /v1/admin/renewals… (list, forecast, run)
+    renewals_admin_router,  # /v1/admin/renewals… (list, forecast)
+    runs_admin_router,  # /v1/admin/renewals/run (card sweep + SEPA cycle)
     sepa_router,  # /v1/admin/sepa/batches… /v1/admin/sepa/collections /v1/admin/sepa/returns
     events_router,  # /v1/events /v1/admin/events[/{id}/redeliver|/dispatch]
     webhook_endpoints_router,  # /v1/admin/webhook-endpoints

@@ -104,7 +104,8 @@ def renew(args: argparse.Namespace) -> int:
     from app.core.clock import SystemClock
     from app.core.database import create_engine, create_sessionmaker
     from app.gateways.factory import build_gateway, build_sandbox
-    from app.renewals.engine import RenewalEngine
+    from app.renewals.engine.sweep import RenewalEngine
+    from app.runs.service import run_renewals
 
     settings = get_settings()
 
@@ -118,7 +119,7 @@ def renew(args: argparse.Namespace) -> int:
         renewer = RenewalEngine(create_sessionmaker(engine), gateway, clock, settings)
         try:
             while True:
-                summary = await renewer.sweep()
+                summary = await run_renewals(renewer)
                 print(json.dumps({"worker": renewer.worker, **vars(summary)}), flush=True)
                 if args.once:
                     return

@@ -48,7 +48,7 @@ from app.core.settings import Settings
 from app.gateways.port import Charge, PaymentGateway
 from app.gateways.stripe import StripeGateway, default_timeout
 from app.payment_methods.models import PaymentMethod
-from app.renewals.engine import RenewalEngine
+from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal
 from app.services.models import Service
 from app.services.periods import add_months

@@ -48,7 +48,8 @@ from app.core import migrations
 from app.core.clock import SystemClock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
-from app.renewals.engine import RenewalEngine, SweepSummary
+from app.renewals.engine.summary import SweepSummary
+from app.renewals.engine.sweep import RenewalEngine
 from app.sepa import collections as sepa_collections
 from bench.renewals import NullGateway, scratch_database
 

@@ -1,20 +1,20 @@
-"""HTTP for renewals: the customer's history, the admin's lists, forecast and manual sweep."""
+"""HTTP for renewals: the customer's history, the admin's lists and forecast (a manual run
+of the sweep is in app/runs)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
 from app.renewals import presenter, repository
 from app.renewals import service as customer_actions
-from app.renewals.engine import RenewalEngine
 from app.renewals.forecast import forecast
 from app.renewals.models import Renewal
-from app.renewals.schemas import Forecast, RenewalOut, SweepSummaryOut
+from app.renewals.schemas import Forecast, RenewalOut
 from app.services import service as services
 from app.services.routes import ServicePath
 
@@ -116,22 +116,3 @@ async def get_forecast(
     now = clock.now()
     data = await forecast(session, now=now, days=days, settings=settings)
     return Forecast(days=days, generated_at=now, data=data)
-
-
-@admin_router.post(
-    "/renewals/run",
-    response_model=SweepSummaryOut,
-    summary="Run one renewal sweep now",
-    responses=problem_responses(401, 403),
-)
-async def run_sweep(request: Request, _admin: AdminDep) -> SweepSummaryOut:
-    # The sweep opens its own transactions (it must commit before calling the gateway), so
-    # it takes the sessionmaker, not the request's session.
-    engine = RenewalEngine(
-        request.app.state.sessionmaker,
-        request.app.state.gateway,
-        request.app.state.clock,
-        request.app.state.settings,
-    )
-    summary = await engine.sweep()
-    return SweepSummaryOut(**vars(summary))

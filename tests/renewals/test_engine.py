@@ -16,7 +16,8 @@ from app.core.clock import FrozenClock
 from app.core.settings import Settings
 from app.events.models import Event
 from app.gateways.throttle import ThrottledGateway
-from app.renewals.engine import RenewalEngine
+from app.renewals.engine import settle
+from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
 from tests import factories
@@ -132,7 +133,7 @@ async def test_planning_pages_through_due_services_and_skips_the_rest(
     renewer: RenewalEngine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("app.renewals.engine.PLANNING_PAGE", 2)
+    monkeypatch.setattr("app.renewals.engine.plan.PLANNING_PAGE", 2)
     method = await factories.card_method(session, "cus_1", now=clock.now())
     due, not_due = [], []
     # Three sharing one expiry (pages must not lose or repeat ties), then domains and
@@ -493,15 +494,16 @@ async def test_answers_of_one_batch_settle_together_each_by_its_own_rules(
     ]
 
 
-class BrokenForOneRenewal(RenewalEngine):
+def break_rules_for(monkeypatch: pytest.MonkeyPatch, service_id: str) -> None:
     """A rule that raises for one renewal: stands in for a bug or a bad row."""
+    apply_outcome = settle.apply_outcome
 
-    broken_service_id = ""
-
-    def _apply(self, renewal: Renewal, *args: Any, **kwargs: Any) -> None:
-        if renewal.service_id == self.broken_service_id:
+    def broken(renewal: Renewal, *args: Any, **kwargs: Any) -> None:
+        if renewal.service_id == service_id:
             raise RuntimeError("a bug in one renewal's rules")
-        super()._apply(renewal, *args, **kwargs)
+        apply_outcome(renewal, *args, **kwargs)
+
+    monkeypatch.setattr(settle, "apply_outcome", broken)
 
 
 async def test_one_bad_answer_does_not_hold_back_the_rest_of_its_group(
@@ -510,10 +512,11 @@ async def test_one_bad_answer_does_not_hold_back_the_rest_of_its_group(
     clock: FrozenClock,
     settings: Settings,
     gateway: FakeGateway,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     services = [await due_service(session, clock) for _ in range(4)]
-    renewer = BrokenForOneRenewal(sessionmaker, gateway, clock, settings, worker="w")
-    renewer.broken_service_id = services[1].id
+    renewer = RenewalEngine(sessionmaker, gateway, clock, settings, worker="w")
+    break_rules_for(monkeypatch, services[1].id)
 
     summary = await renewer.sweep()
     assert summary.succeeded == 3  # counted once each, though their group rolled back
@@ -522,6 +525,7 @@ async def test_one_bad_answer_does_not_hold_back_the_rest_of_its_group(
 
     # The broken one stays processing under its lease, then is reconciled by key: charged
     # once at the gateway, settled as a success without a second charge.
+    monkeypatch.undo()
     fixed = RenewalEngine(sessionmaker, gateway, clock, settings, worker="w2")
     clock.advance(timedelta(seconds=settings.renewal_lease_seconds + 1))
     assert (await fixed.sweep()).reconciled == 1

@@ -14,7 +14,7 @@ from app.core.settings import Settings
 from app.events.models import Event
 from app.payment_methods.models import PaymentMethod
 from app.renewals import fallback
-from app.renewals.engine import RenewalEngine
+from app.renewals.engine.sweep import RenewalEngine
 from app.services import repository as services_repository
 from app.services.models import Service
 from tests import factories

@@ -20,7 +20,7 @@ from app.core.clock import FrozenClock
 from app.core.database import create_sessionmaker
 from app.core.settings import Settings, get_settings
 from app.payment_methods.models import Mandate, PaymentMethod
-from app.renewals.engine import RenewalEngine
+from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal
 from app.sepa.collections import run_cycle
 from app.sepa.pain008 import Pain008Schema, validate_pain008

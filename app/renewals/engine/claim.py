@@ -1,0 +1,141 @@
+"""Claim: due renewals are locked in a small batch, each gets its charge job; then commit.
+
+Runs after plan, before charge. Renewals whose lease ran out come first (an answer is owed
+for them, see reconcile.py), then scheduled ones by due time (SKIP LOCKED on PostgreSQL, so
+replicas claim disjoint batches). A new attempt is written `processing` with a deterministic
+idempotency key and a lease, and the transaction commits *before* any money moves: a crash
+after the commit leaves an attempt on record that reconcile can settle by its key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.database import transaction
+from app.core.ids import new_id
+from app.core.settings import Settings
+from app.events.service import NewEvent, emit_all
+from app.payment_methods.models import PaymentMethod
+from app.renewals import repository
+from app.renewals.engine import fall_back, reconcile
+from app.renewals.engine.job import ChargeJob, charge_metadata, chargeable, take_lease
+from app.renewals.engine.outcomes import finish, soft_failure
+from app.renewals.engine.summary import SweepSummary
+from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.notify import Before, transition_events
+from app.services.models import Service
+
+
+async def claim_batch(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    now: datetime,
+    *,
+    worker: str,
+    settings: Settings,
+) -> tuple[list[ChargeJob], SweepSummary]:
+    """The jobs of one claimed batch (empty: nothing is due), with the claim's tally, which
+    the caller merges: the transaction has committed when this returns."""
+    jobs: list[ChargeJob] = []
+    tally = SweepSummary()
+    async with transaction(sessionmaker) as session:
+        renewals = await repository.claim_due(session, now=now, limit=settings.renewal_batch_size)
+        if not renewals:
+            return [], tally
+        services = await repository.services_by_id(session, [r.service_id for r in renewals])
+        method_ids = [s.payment_method_id for s in services.values() if s.payment_method_id]
+        methods = await repository.methods_by_id(session, method_ids)
+        events: list[NewEvent] = []
+        for renewal in renewals:
+            tally.claimed += 1
+            service = services[renewal.service_id]
+            if renewal.status == "processing":
+                job = await reconcile.reclaim(
+                    session, renewal, service, now, worker=worker, settings=settings
+                )
+            else:
+                before = Before.of(renewal, service)
+                method = methods.get(service.payment_method_id or "")
+                if stop_reason(renewal, service, method) is None:
+                    method = await fall_back.replace_unusable(
+                        session, renewal, service, method, now, tally, settings
+                    )
+                job = start_attempt(
+                    session, renewal, service, method, now, tally, worker=worker, settings=settings
+                )
+                await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
+                events += transition_events(renewal, service, before)
+            if job is not None:
+                jobs.append(job)
+        await emit_all(session, events, now=now)
+    return jobs, tally
+
+
+def stop_reason(renewal: Renewal, service: Service, method: PaymentMethod | None) -> str | None:
+    """Why this renewal must not be charged any more, if something changed mid-flight."""
+    if service.status != "active":
+        return "service_cancelled"
+    if not service.auto_renew:
+        return "auto_renew_off"
+    if service.expires_at != renewal.period_start:
+        return "service_already_renewed"
+    if method is None:
+        return "no_payment_method"
+    if method.status == "revoked":
+        return "payment_method_revoked"
+    return None
+
+
+def start_attempt(
+    session: AsyncSession,
+    renewal: Renewal,
+    service: Service,
+    method: PaymentMethod | None,
+    now: datetime,
+    tally: SweepSummary,
+    *,
+    worker: str,
+    settings: Settings,
+) -> ChargeJob | None:
+    """A new `processing` attempt and its job; None when the renewal is not to be charged."""
+    reason = stop_reason(renewal, service, method)
+    if reason is not None:
+        finish(renewal, "canceled", now, code=reason)
+        tally.count("canceled")
+        return None
+    assert method is not None
+    if not chargeable(method):
+        # Expired card, failed verification…: the customer can still fix it, so this
+        # waits like a soft decline instead of failing at once.
+        soft_failure(renewal, service, now, tally, settings, code="payment_method_unusable")
+        return None
+    # Price changes apply to renewals not charged yet: charge the service's price now.
+    renewal.amount, renewal.currency = service.price_amount, service.price_currency
+    renewal.payment_method_id = method.id
+    renewal.attempt_count += 1
+    key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
+    attempt = RenewalAttempt(
+        id=new_id("att"),
+        renewal_id=renewal.id,
+        number=renewal.attempt_count,
+        idempotency_key=key,
+        payment_method_id=method.id,
+        amount=renewal.amount,
+        currency=renewal.currency,
+        status="processing",
+        started_at=now,
+    )
+    session.add(attempt)
+    take_lease(renewal, worker=worker, now=now, lease_seconds=settings.renewal_lease_seconds)
+    return ChargeJob(
+        renewal_id=renewal.id,
+        attempt_id=attempt.id,
+        idempotency_key=key,
+        amount=renewal.amount,
+        currency=renewal.currency,
+        gateway_customer_id=method.gateway_customer_id or "",
+        gateway_payment_method_id=method.gateway_payment_method_id or "",
+        service_id=service.id,
+        metadata=charge_metadata(renewal, key),
+    )

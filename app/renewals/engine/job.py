@@ -1,0 +1,60 @@
+"""The charge job a claim hands to the gateway call, the lease that keeps it ours, and
+which methods can be charged at all.
+
+Claim (a new attempt) and reconcile (an attempt whose lease ran out) both produce jobs;
+charge sends them; settle writes their answers back only while the lease is still ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from app.gateways.port import Charge, GatewayError
+from app.payment_methods.models import PaymentMethod
+from app.renewals.models import Renewal
+
+
+@dataclass(frozen=True)
+class ChargeJob:
+    """Everything the gateway call needs, copied out of the claim transaction."""
+
+    renewal_id: str
+    attempt_id: str
+    idempotency_key: str
+    amount: int
+    currency: str
+    gateway_customer_id: str
+    gateway_payment_method_id: str
+    service_id: str
+    reconcile: bool = False
+    # A reconciliation past the gateway's idempotency window must look up, not re-send.
+    lookup_only: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+# The gateway's answer, or the error it raised; None means "no charge exists" (a lookup).
+Outcome = Charge | GatewayError | None
+
+
+def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: int) -> None:
+    """Mark the renewal ours until the lease runs out: past it, any worker may reconcile it."""
+    renewal.status = "processing"
+    renewal.lease_owner = worker
+    renewal.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    renewal.updated_at = now
+
+
+def charge_metadata(renewal: Renewal, key: str) -> dict[str, str]:
+    """What the gateway keeps with the charge, so a payment can be traced back to us."""
+    return {
+        "renewal_id": renewal.id,
+        "service_id": renewal.service_id,
+        "customer_id": renewal.customer_id,
+        "idempotency_key": key,
+    }
+
+
+def chargeable(method: PaymentMethod) -> bool:
+    """A validated method the gateway can charge off-session."""
+    return method.status == "validated" and bool(method.gateway_payment_method_id)

@@ -1,0 +1,162 @@
+"""What an answer does to a renewal: the state changes every stage of a sweep shares.
+
+Settle calls these with the gateway's answer; claim calls them when a renewal must not be
+charged at all (canceled) or cannot be yet (an unusable method waits like a soft decline).
+Each function changes rows in the caller's transaction and counts itself in its tally;
+the events a change owes are worked out afterwards from a before/after snapshot
+(app/renewals/notify.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from app.core.settings import Settings
+from app.renewals.dunning import after_soft_failure
+from app.renewals.engine.summary import SweepSummary
+from app.renewals.models import Renewal, RenewalAttempt
+from app.services.models import Service
+
+log = logging.getLogger("autorenew.renewals")
+
+
+def succeed(
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    service: Service,
+    now: datetime,
+    tally: SweepSummary,
+) -> None:
+    close_attempt(attempt, "succeeded", now)
+    finish(renewal, "succeeded", now)
+    # Move the expiry one period from the previous expiry, not from now, and only if
+    # nobody moved it meanwhile: never extend twice for one payment.
+    if service.expires_at == renewal.period_start:
+        service.expires_at = renewal.period_end
+        service.updated_at = now
+    else:
+        log.warning(
+            "renewal charged but the service expiry had changed",
+            extra={"renewal_id": renewal.id, "service_id": service.id},
+        )
+    tally.count("succeeded")
+
+
+def declined(
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    service: Service,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+    *,
+    code: str,
+    decline_code: str | None,
+    hard: bool,
+) -> None:
+    close_attempt(attempt, "failed", now, code=code)
+    attempt.decline_code, attempt.hard_decline = decline_code, hard
+    if hard:
+        fail(renewal, now, tally, settings, code=decline_code or code, reason="hard decline")
+        return
+    soft_failure(renewal, service, now, tally, settings, code=decline_code or code)
+
+
+def soft_failure(
+    renewal: Renewal,
+    service: Service,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+    *,
+    code: str,
+) -> None:
+    """A failure the customer can still fix: retried on the dunning schedule, or failed
+    for good once the schedule (or the service's expiry plus grace) is used up."""
+    renewal.failed_charge_count += 1
+    decision = after_soft_failure(
+        failed_charges=renewal.failed_charge_count,
+        now=now,
+        schedule_days=settings.dunning_schedule_days,
+        service_expires_at=service.expires_at,
+        grace_days=settings.renewal_grace_days,
+    )
+    renewal.failure_code = code
+    if decision.retry_at is None:
+        fail(renewal, now, tally, settings, code=code, reason=decision.reason)
+    else:
+        reschedule(renewal, decision.retry_at, now)
+        tally.count("retry_scheduled")
+
+
+def fail(
+    renewal: Renewal,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+    *,
+    code: str,
+    reason: str | None,
+) -> None:
+    """The renewal's method failed for good. With the fallback on, `fall_back.or_fail`
+    (run once this step is done) may still give it another method, and counts it."""
+    finish(renewal, "failed", now, code=code, reason=reason)
+    if not settings.renewal_fallback_enabled:
+        tally.count("failed")
+
+
+def requires_action(
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    url: str | None,
+    now: datetime,
+    tally: SweepSummary,
+) -> None:
+    close_attempt(attempt, "requires_action", now, code="authentication_required")
+    renewal.status = "requires_action"
+    renewal.action_url = url
+    renewal.failure_code = "authentication_required"
+    renewal.next_attempt_at = None
+    renewal.lease_owner, renewal.lease_expires_at = None, None
+    renewal.updated_at = now
+    tally.count("requires_action")
+
+
+def unknown(renewal: Renewal, now: datetime, tally: SweepSummary) -> None:
+    # Leave the attempt processing under its lease: when the lease runs out, a sweep
+    # reconciles it by idempotency key. Nothing is retried blind.
+    renewal.updated_at = now
+    tally.count("outcome_unknown")
+
+
+def reschedule(renewal: Renewal, at: datetime, now: datetime) -> None:
+    renewal.status = "scheduled"
+    renewal.next_attempt_at = at
+    renewal.lease_owner, renewal.lease_expires_at = None, None
+    renewal.updated_at = now
+
+
+def close_attempt(
+    attempt: RenewalAttempt, status: str, now: datetime, *, code: str | None = None
+) -> None:
+    attempt.status = status
+    attempt.failure_code = code
+    attempt.finished_at = now
+
+
+def finish(
+    renewal: Renewal,
+    status: str,
+    now: datetime,
+    *,
+    code: str | None = None,
+    reason: str | None = None,
+) -> None:
+    renewal.status = status
+    renewal.failure_code = code if status != "succeeded" else None
+    renewal.failure_reason = reason or code if status != "succeeded" else None
+    renewal.next_attempt_at = None
+    renewal.lease_owner, renewal.lease_expires_at = None, None
+    renewal.updated_at = now
+    renewal.finished_at = now

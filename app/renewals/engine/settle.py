@@ -1,0 +1,166 @@
+"""Settle: the gateway's answers are written back, a group per transaction, if still ours.
+
+Runs as charge hands over answers. Each answer goes through `apply_outcome` (which decides
+what it means for the renewal, see outcomes.py), then the optional fallback, then the events
+the change owes, all in one transaction with the row locks of the group. An answer whose
+lease was taken over by another worker is dropped: that worker's answer wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import Clock
+from app.core.database import transaction
+from app.core.settings import Settings
+from app.events.service import NewEvent, emit_all
+from app.gateways.port import (
+    AuthenticationRequired,
+    CardDeclined,
+    Charge,
+    OutcomeUnknown,
+    RateLimited,
+)
+from app.renewals import repository
+from app.renewals.engine import fall_back, outcomes, reconcile
+from app.renewals.engine.charge import Answer
+from app.renewals.engine.job import Outcome
+from app.renewals.engine.summary import SweepSummary
+from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.notify import Before, transition_events
+from app.services.models import Service
+
+log = logging.getLogger("autorenew.renewals")
+
+
+async def settle_group(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    group: list[Answer],
+    summary: SweepSummary,
+    *,
+    clock: Clock,
+    worker: str,
+    settings: Settings,
+) -> None:
+    """Write answers in one transaction, and count what committed in `summary`.
+
+    A group that fails as a whole (a deadlock, a bug in one renewal's rules) is settled
+    again one answer per transaction, so one bad renewal cannot hold back the others.
+    An answer that cannot be written at all leaves its attempt `processing`: when the
+    lease runs out, a sweep reconciles it with the gateway by idempotency key.
+    """
+    try:
+        tally = await _settle_together(
+            sessionmaker, group, clock.now(), worker=worker, settings=settings
+        )
+    except Exception:
+        if len(group) > 1:
+            log.warning("settling a group failed; settling one by one", exc_info=True)
+            for answer in group:
+                await settle_group(
+                    sessionmaker, [answer], summary, clock=clock, worker=worker, settings=settings
+                )
+        else:
+            log.exception(
+                "settling a renewal failed; it will be reconciled after its lease",
+                extra={"renewal_id": group[0][0].renewal_id},
+            )
+        return
+    summary.merge(tally)
+
+
+async def _settle_together(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    group: list[Answer],
+    now: datetime,
+    *,
+    worker: str,
+    settings: Settings,
+) -> SweepSummary:
+    tally = SweepSummary()
+    async with transaction(sessionmaker) as session:
+        locked = await repository.lock_for_settlement(session, [job.attempt_id for job, _ in group])
+        events: list[NewEvent] = []
+        for job, outcome in group:
+            renewal, attempt, service = locked[job.attempt_id]
+            if renewal.lease_owner != worker or attempt.status != "processing":
+                # Our lease ran out and another worker took the renewal over: its
+                # answer wins.
+                continue
+            if job.reconcile:
+                attempt.reconciled = True
+                tally.reconciled += 1
+            before = Before.of(renewal, service)
+            apply_outcome(renewal, attempt, service, outcome, now, tally, settings)
+            await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
+            events += transition_events(renewal, service, before)
+        await emit_all(session, events, now=now)
+    return tally
+
+
+def apply_outcome(
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    service: Service,
+    outcome: Outcome,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+) -> None:
+    """What the gateway's answer to one attempt means for its renewal."""
+    if isinstance(outcome, Charge):
+        attempt.gateway_charge_id = outcome.charge_id
+        if outcome.status == "succeeded":
+            outcomes.succeed(renewal, attempt, service, now, tally)
+        elif outcome.status == "requires_action":
+            outcomes.requires_action(renewal, attempt, outcome.action_url, now, tally)
+        elif outcome.status == "processing":
+            outcomes.unknown(renewal, now, tally)
+        else:
+            outcomes.declined(
+                renewal,
+                attempt,
+                service,
+                now,
+                tally,
+                settings,
+                code=outcome.failure_code or "charge_failed",
+                decline_code=outcome.decline_code,
+                hard=False,
+            )
+    elif outcome is None:
+        reconcile.no_charge_found(renewal, attempt, now)
+    elif isinstance(outcome, CardDeclined):
+        attempt.gateway_charge_id = outcome.charge_id
+        outcomes.declined(
+            renewal,
+            attempt,
+            service,
+            now,
+            tally,
+            settings,
+            code=outcome.code,
+            decline_code=outcome.decline_code,
+            hard=outcome.hard,
+        )
+    elif isinstance(outcome, AuthenticationRequired):
+        attempt.gateway_charge_id = outcome.charge_id
+        outcomes.requires_action(renewal, attempt, outcome.action_url, now, tally)
+    elif isinstance(outcome, RateLimited):
+        # Not processed by the gateway: not the customer's fault, no dunning step.
+        wait = timedelta(seconds=outcome.retry_after or 1)
+        if attempt.reconciled:
+            reconcile.resend_refused(renewal, now, wait)
+        else:
+            outcomes.close_attempt(attempt, "not_sent", now, code="rate_limited")
+            outcomes.reschedule(renewal, now + wait, now)
+        tally.count("rate_limited")
+    elif isinstance(outcome, OutcomeUnknown):
+        outcomes.unknown(renewal, now, tally)
+    else:
+        # Any other refusal (an unusable token, …) will not get better by itself.
+        outcomes.close_attempt(attempt, "failed", now, code=outcome.code)
+        outcomes.fail(renewal, now, tally, settings, code=outcome.code, reason=outcome.message)

@@ -1,0 +1,50 @@
+"""What a sweep did: counts per outcome, merged once each transaction has committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.renewals import metrics
+
+OUTCOMES = (
+    "succeeded",
+    "failed",
+    "retry_scheduled",
+    "requires_action",
+    "canceled",
+    "outcome_unknown",
+    "rate_limited",
+    "payment_method_switched",
+)
+
+
+@dataclass
+class SweepSummary:
+    planned: int = 0
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retry_scheduled: int = 0
+    requires_action: int = 0
+    canceled: int = 0
+    outcome_unknown: int = 0
+    rate_limited: int = 0
+    reconciled: int = 0
+    payment_method_switched: int = 0
+    duration_seconds: float = 0.0
+
+    def count(self, outcome: str, times: int = 1) -> None:
+        setattr(self, outcome, getattr(self, outcome) + times)
+
+    def merge(self, tally: SweepSummary) -> None:
+        """Add a committed transaction's tally to the sweep's, and to the metrics.
+
+        Outcomes are tallied per transaction and merged only after its commit, so a group
+        that rolls back (and is settled again one by one) is never counted twice."""
+        for outcome in OUTCOMES:
+            counted = getattr(tally, outcome)
+            if counted:
+                self.count(outcome, counted)
+                metrics.RENEWAL_OUTCOMES.labels(outcome).inc(counted)
+        self.claimed += tally.claimed
+        self.reconciled += tally.reconciled
