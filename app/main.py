@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import __version__, bench_routes
+from app import __version__
 from app.api import mount_routes
 from app.core import migrations
 from app.core.clock import Clock, SystemClock
@@ -58,15 +58,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             app.state.sessionmaker, app.state.clock, settings, gateway=app.state.gateway
         )
         app.state.scheduler = start_scheduler(JOBS, app.state.job_context)
-        if settings.bench_mode:
-            app.state.bench_pool = await bench_routes.open_bench_pool(settings)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
         try:
             yield
         finally:
             await stop_scheduler(app.state.scheduler, app.state.job_context)
-            if settings.bench_mode:
-                await app.state.bench_pool.close()
             await app.state.gateway.aclose()
             if sandbox is not None:
                 await sandbox.stop()
@@ -83,9 +79,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     install_error_handlers(app)
     install_edge(app, settings)
     mount_routes(app)
-    if settings.bench_mode:
-        # Benchmark baselines (bench/api.py), outside /v1/ and the OpenAPI document.
-        bench_routes.mount_bench_routes(app)
     if sandbox is not None:
         # The Stripe-compatible sandbox gateway (form-encoded, outside /v1/ and so outside the
         # edge's JSON-only rule); its lifespan is driven by ours above.

@@ -2,16 +2,17 @@
 
     .venv/bin/python -m bench.api [--duration 10] [--rate RPS] [--workers 1] [--customers 1000]
 
-The app runs as a real uvicorn process (AUTORENEW_BENCH_MODE on, scheduler off) on a
-scratch PostgreSQL database seeded with N customers, each with a card, every second one a
-SEPA debit with its mandate, and 8 services (domains and hosting). Four endpoints:
+The app runs as a real uvicorn process (scheduler off) on a scratch PostgreSQL database
+seeded with N customers, each with a card, every second one a SEPA debit with its mandate,
+and 8 services (domains and hosting). Four endpoints:
 
 - `GET /v1/payment-methods/{id}` and its baseline `GET /bench/raw/payment-methods/{id}`;
 - `GET /v1/services` and its baseline `GET /bench/raw/services`.
 
-The baselines (app/bench_routes.py) send the same SQL and answer the same JSON with no
-ORM, no dependency injection and no pydantic; both sides pass the same HTTP edge (access
-log, metrics). Requests rotate over the customers (one token each).
+The baselines (bench/raw_routes.py, mounted by `create_bench_app` on the app that
+`create_app` builds) send the same SQL and answer the same JSON with no ORM, no dependency
+injection and no pydantic; both sides pass the same HTTP edge (access log, metrics).
+Requests rotate over the customers (one token each).
 
 For each pair: the maximum throughput (closed loop, bench/loadgen.py `max_throughput`),
 then the latency at one fixed rate for both sides (open loop, `fixed_rate`; default 70% of
@@ -109,14 +110,21 @@ async def seed(database_url: str, customers: int) -> None:
         await engine.dispose()
 
 
+# The product's app, and the same with the raw baseline routes (an app factory).
+PRODUCT_APP = ("app.main:app",)
+BENCH_APP = ("--factory", "bench.raw_routes:create_bench_app")
+
+
 @contextmanager
-def app_process(folder: Path, database_url: str, workers: int, **env: str) -> Iterator[str]:
+def app_process(
+    folder: Path, database_url: str, workers: int, app: tuple[str, ...] = PRODUCT_APP, **env: str
+) -> Iterator[str]:
     """The app under uvicorn as its own process; yields its base URL."""
     port = processes.free_port()
     log = folder / "app.log"
     with log.open("ab") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
+            [sys.executable, "-m", "uvicorn", *app, "--port", str(port),
              "--workers", str(workers), "--log-level", "warning"],
             env={**os.environ, "AUTORENEW_DATABASE_URL": database_url,
                  "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{folder}/sandbox.db", **env},
@@ -165,9 +173,8 @@ async def main() -> None:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         base = stack.enter_context(
             app_process(
-                folder, database_url, args.workers,
-                AUTORENEW_BENCH_MODE="true", AUTORENEW_SCHEDULER_ENABLED="false",
-                AUTORENEW_MIGRATE_ON_START="false",
+                folder, database_url, args.workers, BENCH_APP,
+                AUTORENEW_SCHEDULER_ENABLED="false", AUTORENEW_MIGRATE_ON_START="false",
             )
         )  # fmt: skip
         print(

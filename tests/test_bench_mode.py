@@ -1,5 +1,6 @@
-"""Bench mode: the raw baseline routes exist only when asked for, never in production, and
-answer exactly what the real routes answer (or the benchmark would compare unlike work)."""
+"""The benchmark's raw baseline routes (bench/raw_routes.py): never in the product's app,
+never built for production, and they answer exactly what the real routes answer (or the
+benchmark would compare unlike work)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
 from app.core.settings import ConfigurationError, Settings
+from bench.raw_routes import create_bench_app
 from tests import factories
 from tests.test_settings import SAFE
 
 
-async def test_raw_routes_are_absent_without_bench_mode(
+async def test_the_product_app_has_no_raw_routes(
     client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]
 ) -> None:
     for path in ("/bench/raw/services", "/bench/raw/payment-methods/pm_1"):
@@ -25,18 +27,19 @@ async def test_raw_routes_are_absent_without_bench_mode(
         assert response.status_code == 404
 
 
-def test_production_refuses_bench_mode() -> None:
-    with pytest.raises(ConfigurationError, match="AUTORENEW_BENCH_MODE"):
-        Settings(env="production", bench_mode=True, **SAFE).check()
+def test_production_refuses_the_bench_app() -> None:
+    with pytest.raises(ConfigurationError, match="not for production"):
+        create_bench_app(Settings(env="production", **SAFE))
 
 
-def test_bench_mode_needs_postgresql() -> None:
+def test_the_bench_app_needs_postgresql() -> None:
     with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
-        Settings(database_url="sqlite+aiosqlite:///x.db", bench_mode=True).check()
+        create_bench_app(Settings(database_url="sqlite+aiosqlite:///x.db"))
 
 
 async def test_raw_routes_answer_what_the_real_routes_answer(
     backend: str,
+    settings: Settings,
     make_app: Callable[..., FastAPI],
     sessionmaker: async_sessionmaker[AsyncSession],
     clock: FrozenClock,
@@ -54,7 +57,7 @@ async def test_raw_routes_answer_what_the_real_routes_answer(
                 method=(card, sepa, None)[index % 3], kind=("domain", "hosting")[index % 2],
             )  # fmt: skip
         await factories.service(session, "cus_2", now=now, method=None)
-    app = make_app(bench_mode=True)
+    app = create_bench_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:

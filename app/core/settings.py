@@ -198,11 +198,6 @@ class Settings(BaseSettings):
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
     webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
 
-    # --- Benchmarks (bench/api.py) ---------------------------------------------------------
-    # Mounts /bench/raw/…: the same reads as two customer routes, over plain asyncpg, as the
-    # baseline the benchmark compares the real routes with. Never in production.
-    bench_mode: bool = False
-
     @field_validator("database_url", "sandbox_database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -236,10 +231,6 @@ class Settings(BaseSettings):
                 problems.append("AUTORENEW_SEPA_CREDITOR_ID is the development identifier")
             if self.sepa_creditor_iban == DEV_SEPA_CREDITOR_IBAN:
                 problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is the development account")
-            if self.bench_mode:
-                problems.append("AUTORENEW_BENCH_MODE mounts benchmark routes; not in production")
-        if self.bench_mode and self.is_sqlite:
-            problems.append("AUTORENEW_BENCH_MODE needs PostgreSQL (its routes use asyncpg)")
         if self.gateway == "stripe" and (
             self.gateway_api_key.get_secret_value() == DEV_GATEWAY_API_KEY
             or not self.gateway_api_key.get_secret_value().startswith(("sk_", "rk_"))

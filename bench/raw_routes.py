@@ -1,4 +1,4 @@
-"""Benchmark baseline (AUTORENEW_BENCH_MODE only): two customer reads over plain asyncpg.
+"""The app bench/api.py measures: the real one plus two customer reads over plain asyncpg.
 
     GET /bench/raw/payment-methods/{id}   ~ GET /v1/payment-methods/{id}
     GET /bench/raw/services               ~ GET /v1/services (first page, no filters)
@@ -9,6 +9,11 @@ they use), same renewal rules and the same JSON, but no SQLAlchemy, no dependenc
 injection and no pydantic: what bench/api.py compares the real routes with, to show what
 the ORM/FastAPI stack costs. Plain Starlette routes, left out of the OpenAPI document.
 
+`create_bench_app` builds the product's app with `create_app` and adds these routes and
+their asyncpg pool to it, so the product itself has no benchmark code path:
+
+    uvicorn --factory bench.raw_routes:create_bench_app
+
 Only what the benchmark seeds is covered: the raw method route never shows a `next_action`
 (the seeded methods are all validated), and the services route takes no query parameters.
 """
@@ -16,6 +21,8 @@ Only what the benchmark seeds is covered: the raw method route never shows a `ne
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -29,9 +36,11 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from app.core.auth import Caller, verify_token
+from app.core.clock import Clock
 from app.core.errors import NotFound, Unauthorized
 from app.core.pagination import DEFAULT_LIMIT, encode_cursor
-from app.core.settings import Settings
+from app.core.settings import ConfigurationError, Settings, get_settings
+from app.main import create_app
 from app.services.lead_time import lead_days, next_charge_at
 from app.services.methods import MethodFacts, card_valid_until
 from app.services.service import renewal_readiness
@@ -219,7 +228,7 @@ async def raw_services(request: Request) -> Response:
     return _json(200, {"data": data, "next_cursor": next_cursor})
 
 
-def mount_bench_routes(app: FastAPI) -> None:
+def mount_raw_routes(app: FastAPI) -> None:
     app.router.routes.append(
         BenchRoute("/bench/raw/payment-methods/{method_id}", raw_payment_method, methods=["GET"])
     )
@@ -232,3 +241,37 @@ async def open_bench_pool(settings: Settings) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn.render_as_string(hide_password=False), min_size=1, max_size=2 * settings.db_pool_size
     )
+
+
+def refuse_unsuitable(settings: Settings) -> None:
+    """The raw routes read any customer's rows with no more than a token check of their own:
+    never next to production data. And they speak asyncpg, so PostgreSQL only."""
+    problems = []
+    if settings.env == "production":
+        problems.append("the benchmark app (bench/raw_routes.py) is not for production")
+    if settings.is_sqlite:
+        problems.append("the benchmark app needs PostgreSQL (its raw routes use asyncpg)")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
+def create_bench_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The product's app as `create_app` builds it, with the raw routes mounted beside it
+    (outside /v1/ and the OpenAPI document) and their pool opened inside its lifespan."""
+    settings = settings or get_settings()
+    refuse_unsuitable(settings)
+    app = create_app(settings, clock=clock)
+    product_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with product_lifespan(app):
+            app.state.bench_pool = await open_bench_pool(settings)
+            try:
+                yield
+            finally:
+                await app.state.bench_pool.close()
+
+    app.router.lifespan_context = lifespan
+    mount_raw_routes(app)
+    return app
