@@ -8,26 +8,11 @@ that is not itself a trusted proxy (every proxy appends the peer it saw).
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
 
 from starlette.requests import Request
 
+from app.core.networks import Network, network_problem, parse_networks
 from app.core.settings import Settings
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def network_problem(value: str) -> str | None:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return "is not an IP address or CIDR network"
-    return None
-
-
-@lru_cache(maxsize=16)
-def _networks(proxies: tuple[str, ...]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
 def _is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
@@ -40,7 +25,7 @@ def _is_trusted(address: str, networks: tuple[Network, ...]) -> bool:
 
 def client_ip(request: Request, settings: Settings) -> str | None:
     peer = request.client.host if request.client else None
-    networks = _networks(tuple(settings.trusted_proxies))
+    networks = parse_networks(tuple(settings.trusted_proxies))
     if peer is None or not networks or not _is_trusted(peer, networks):
         return peer
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -26,36 +24,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from app.core.keys import decode_key
 from app.core.settings import Settings
 
-KEY_BYTES = 32
 NONCE_BYTES = 12
 
 
 class DecryptionError(Exception):
     """The value cannot be opened: unknown key id, wrong key, or tampered data."""
-
-
-def decode_key(value: str) -> bytes:
-    """A 32-byte key from its base64 text (standard or URL-safe alphabet)."""
-    text = value.strip()
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("is not valid base64") from exc
-    if len(raw) != KEY_BYTES:
-        raise ValueError(f"must be base64 of {KEY_BYTES} bytes, got {len(raw)}")
-    return raw
-
-
-def key_problem(value: str) -> str | None:
-    """Why this text is not a usable key, or None (for the startup checks)."""
-    try:
-        decode_key(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def _derive(key: bytes, purpose: str) -> bytes:

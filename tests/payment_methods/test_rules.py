@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from app.core.crypto import DecryptionError, FieldCipher, cipher_from_settings, decode_key
+from app.core.crypto import DecryptionError, FieldCipher, cipher_from_settings
+from app.core.keys import decode_key
 from app.core.settings import ConfigurationError, Settings
 from app.payment_methods.sepa_rules import (
     creditor_id_problem,
