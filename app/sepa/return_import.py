@@ -11,7 +11,7 @@ A file is parsed whole first (`returns.parse_return_file`): a malformed one is r
   (canceled, already returned) as `ignored`;
 - a pain.002 rejection of a whole file or block is expanded to its collections.
 
-What a return does (by `returns.classify`):
+What a return does (by `return_records.classify`):
 
     every class   the collection is `returned`; if its renewal had been counted as collected,
                   the service extension is reversed (`service.renewal_reversed`), provided
@@ -54,13 +54,8 @@ from app.renewals.notify import Before, emit_transition, renewal_data
 from app.sepa import repository
 from app.sepa.collections import close_attempt, finish_renewal
 from app.sepa.models import SepaCollection, SepaReturn, SepaReturnFile
-from app.sepa.returns import (
-    BatchRejection,
-    ReturnAction,
-    ReturnRecord,
-    classify,
-    parse_return_file,
-)
+from app.sepa.return_records import BatchRejection, ReturnAction, ReturnRecord, classify
+from app.sepa.returns import parse_return_file
 from app.sepa.sequence import SequenceType
 from app.services.models import Service
 

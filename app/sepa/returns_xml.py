@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from lxml import etree
 
 from app.core.errors import Unprocessable
-from app.sepa.returns import (
+from app.sepa.return_records import (
     MAX_RETURN_FILE_BYTES,
     REASON_CODE,
     BatchRejection,

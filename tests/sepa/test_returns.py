@@ -6,13 +6,8 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import PayloadTooLarge, Unprocessable
-from app.sepa.returns import (
-    BatchRejection,
-    ReturnAction,
-    ReturnRecord,
-    classify,
-    parse_return_file,
-)
+from app.sepa.return_records import BatchRejection, ReturnAction, ReturnRecord, classify
+from app.sepa.returns import parse_return_file
 
 SAMPLES = Path(__file__).parent / "samples"
 
