@@ -20,3 +20,7 @@ THROTTLE_PACE = Gauge(
     "autorenew_gateway_throttle_pace_per_second",
     "Current pace of off-session gateway calls, lowered after a 429 (0 = unpaced).",
 )
+UNAVAILABLE = Gauge(
+    "autorenew_gateway_unavailable",
+    "1 while the card gateway refuses to work for us (API key rejected): renewals wait.",
+)

@@ -9,8 +9,15 @@ vocabulary. Outcomes the caller must branch on are values; failures are exceptio
     ├── AuthenticationRequired   the customer must authenticate (3-D Secure) first
     ├── InvalidCardRequest       our request named something unusable (bad token, …)
     ├── RateLimited              slow down; `retry_after` seconds when the gateway said
-    └── OutcomeUnknown           timeout, 5xx, connection lost: the charge may or may
-                                 not have happened; reconcile with the idempotency key
+    ├── GatewayUnavailable       the gateway will not work for us at all (our API key is
+    │                            rejected): it did nothing, and no other call will fare
+    │                            better until an operator acts
+    └── OutcomeUnknown           timeout, 5xx, a garbled answer, a key conflict: the
+                                 charge may or may not have happened; reconcile with the
+                                 idempotency key (`look_up`: by lookup, not by re-sending)
+
+Only CardDeclined, AuthenticationRequired, InvalidCardRequest and RateLimited say that a
+request took no money; anything else leaves the question open.
 """
 
 from __future__ import annotations
@@ -48,12 +55,21 @@ class CardSetup:
     failure_message: str | None = None
 
 
+ChargeStatus = Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+
+
 @dataclass(frozen=True)
 class Charge:
-    """An off-session charge (a Stripe PaymentIntent)."""
+    """A charge, off- or on-session (a Stripe PaymentIntent), as it stands.
+
+    `failed` took no money and can be confirmed again (with the customer, or with another
+    card); `canceled` never will be; `requires_action` waits for the customer at
+    `action_url` (3-D Secure); `processing` is on its way and must be asked for again.
+    `failure_code` / `decline_code` / `failure_message` describe the last failed try.
+    """
 
     charge_id: str
-    status: Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+    status: ChargeStatus
     amount: int
     currency: str
     idempotency_key: str | None = None
@@ -61,6 +77,9 @@ class Charge:
     failure_code: str | None = None
     decline_code: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    failure_message: str | None = None
+    # The card the charge was (last) tried with.
+    gateway_payment_method_id: str | None = None
 
 
 class GatewayError(Exception):
@@ -105,9 +124,24 @@ class RateLimited(GatewayError):
         self.retry_after = retry_after
 
 
+class GatewayUnavailable(GatewayError):
+    """The gateway refused to act for us at all (401/403: a rotated, revoked or restricted
+    API key). Nothing was done with the request; the caller stops sending more."""
+
+    def __init__(self, message: str, *, code: str = "gateway_unavailable") -> None:
+        super().__init__(message, code=code)
+
+
 class OutcomeUnknown(GatewayError):
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="gateway_outcome_unknown")
+    """The request may or may not have acted. `look_up`: sending it again under the same
+    idempotency key cannot tell more (the gateway refuses the key, or replays a stored
+    error and says retrying is pointless), so find the charge by its key instead."""
+
+    def __init__(
+        self, message: str, *, code: str = "gateway_outcome_unknown", look_up: bool = False
+    ) -> None:
+        super().__init__(message, code=code)
+        self.look_up = look_up
 
 
 class PaymentGateway(Protocol):
@@ -146,7 +180,41 @@ class PaymentGateway(Protocol):
         ...
 
     async def find_charge(self, idempotency_key: str) -> Charge | None:
-        """The charge made with this idempotency key, or None if none was made."""
+        """The charge made with this idempotency key, or None if none was found (a lookup
+        may lag behind the gateway's writes: None is proof only after a while)."""
+        ...
+
+    async def charge_on_session(
+        self,
+        *,
+        gateway_customer_id: str,
+        gateway_payment_method_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        return_url: str,
+        metadata: dict[str, str],
+    ) -> Charge:
+        """Charge a saved card with the customer present ("pay now"): the issuer may ask
+        for 3-D Secure, answered as status requires_action with `action_url`, after which
+        the customer comes back to `return_url`. Raises CardDeclined."""
+        ...
+
+    async def confirm_on_session(
+        self,
+        charge_id: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        gateway_payment_method_id: str | None = None,
+    ) -> Charge:
+        """Confirm an existing charge with the customer present, e.g. one an off-session
+        attempt left waiting for authentication, optionally with another card: no new
+        charge is made, so the earlier attempt can never be paid twice."""
+        ...
+
+    async def get_charge(self, charge_id: str) -> Charge:
+        """The charge as it stands now (after the customer's 3-D Secure step)."""
         ...
 
     async def tokenize_card(

@@ -1,127 +1,49 @@
-"""The `stripe` adapter: the payment-gateway port over Stripe's v1 REST API.
+"""The `stripe` adapter: the payment-gateway port over Stripe's v1 API, through Stripe's SDK.
 
-It speaks the real API (form-encoded bodies, `Authorization: Bearer sk_…`, a pinned
-`Stripe-Version`, an `Idempotency-Key` on every POST) through one pooled `httpx.AsyncClient`.
-The built-in sandbox speaks the same subset, so the same adapter talks to both; tests and the
-in-process sandbox swap the client's *transport*, never a code path.
+Requests go through the official `stripe` package's async client (its form encoding, its
+typed errors), pinned to one API version, over one pooled `httpx.AsyncClient` of ours
+(app/gateways/stripe_http.py says why not the SDK's own). The built-in sandbox speaks the
+same subset of the API, so the same adapter talks to both; tests and the in-process sandbox
+swap the httpx client's *transport*, never a code path.
 
-The adapter never retries by itself: a timeout or 5xx becomes `OutcomeUnknown` and the caller
-(the renewal engine) decides. Reconciliation is by re-sending the *same* request with the
-*same* key: Stripe answers a repeat with the stored first response for 24 hours, so a charge
-whose answer was lost is found, and one that never happened is made now, exactly once.
+Every POST carries the caller's `Idempotency-Key`. The adapter never retries by itself
+(the SDK is built with `max_network_retries=0`): an answer that does not prove what happened
+becomes `OutcomeUnknown`, and the caller (the renewal engine) reconciles by re-sending the
+same request with the same key — Stripe answers a repeat with the stored first response for
+24 hours — or, where a repeat cannot tell (`look_up`), by `find_charge`. See
+app/gateways/stripe_errors.py for which answers are final.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
-import time
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import httpx
+import stripe
 
-from app.gateways.port import CardDetails, CardSetup, Charge, GatewayError, InvalidCardRequest
-from app.gateways.stripe_errors import error_from_response, error_from_transport
-from app.gateways.stripe_form import encode_form
-
-log = logging.getLogger("autorenew.gateway")
+from app.gateways.port import CardSetup, Charge, InvalidCardRequest
+from app.gateways.stripe_errors import error_from_stripe
+from app.gateways.stripe_http import HttpxTransport
+from app.gateways.stripe_objects import (
+    CHARGE_PRIORITY,
+    IDEMPOTENCY_METADATA_KEY,
+    charge_from_stripe,
+    setup_from_stripe,
+)
 
 STRIPE_API_BASE = "https://api.stripe.com"
-# Pinned so a change of the account's default version never changes the shapes we parse.
+# Pinned so neither an SDK upgrade nor a change of the account's default version changes
+# the shapes we parse (the sandbox speaks this version too).
 STRIPE_API_VERSION = "2025-03-31.basil"
-# Our metadata key for the renewal engine's idempotency key (searchable, see find_charge).
-IDEMPOTENCY_METADATA_KEY = "autorenew_idempotency_key"
 
-SetupStatus = Literal["succeeded", "requires_action", "processing", "failed"]
-ChargeStatus = Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
-
-_SETUP_STATUS: dict[str, SetupStatus] = {
-    "succeeded": "succeeded",
-    "requires_action": "requires_action",
-    "processing": "processing",
-}
-_CHARGE_STATUS: dict[str, ChargeStatus] = {
-    "succeeded": "succeeded",
-    "processing": "processing",
-    # Authorised but not captured: money is held, not lost; we use automatic capture.
-    "requires_capture": "processing",
-    "requires_action": "requires_action",
-    "canceled": "canceled",
-}
-# When several intents carry one key (should not happen), the one that took money wins.
-_CHARGE_PRIORITY = {"succeeded": 0, "processing": 1, "requires_action": 2}
+T = TypeVar("T")
 
 
 def default_timeout(connect: float = 5.0, read: float = 30.0) -> httpx.Timeout:
     return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
-
-
-def _card(payment_method: Mapping[str, Any]) -> CardDetails:
-    card = payment_method.get("card") or {}
-    return CardDetails(
-        brand=str(card.get("brand") or "unknown"),
-        last4=str(card.get("last4") or ""),
-        exp_month=int(card.get("exp_month") or 0),
-        exp_year=int(card.get("exp_year") or 0),
-        funding=card.get("funding"),
-        country=card.get("country"),
-        fingerprint=card.get("fingerprint"),
-    )
-
-
-def _redirect_url(intent: Mapping[str, Any]) -> str | None:
-    next_action = intent.get("next_action") or {}
-    if next_action.get("type") != "redirect_to_url":
-        return None
-    url = (next_action.get("redirect_to_url") or {}).get("url")
-    return str(url) if url else None
-
-
-def _object_id(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
-def setup_from_stripe(intent: Mapping[str, Any]) -> CardSetup:
-    """A SetupIntent (with `payment_method` expanded) → CardSetup."""
-    payment_method = intent.get("payment_method")
-    if not isinstance(payment_method, Mapping):
-        raise GatewayError("The SetupIntent came back without its payment method expanded.")
-    error = intent.get("last_setup_error") or {}
-    return CardSetup(
-        setup_id=str(intent["id"]),
-        # requires_payment_method after a confirm means the card failed (declined, or the
-        # customer failed 3-D Secure); canceled is a failure for us too.
-        status=_SETUP_STATUS.get(str(intent.get("status")), "failed"),
-        gateway_customer_id=_object_id(intent.get("customer")),
-        gateway_payment_method_id=str(payment_method["id"]),
-        card=_card(payment_method),
-        action_url=_redirect_url(intent),
-        failure_code=error.get("code"),
-        decline_code=error.get("decline_code"),
-        failure_message=error.get("message"),
-    )
-
-
-def charge_from_stripe(intent: Mapping[str, Any]) -> Charge:
-    """A PaymentIntent → Charge."""
-    metadata = {str(k): str(v) for k, v in (intent.get("metadata") or {}).items()}
-    error = intent.get("last_payment_error") or {}
-    return Charge(
-        charge_id=str(intent["id"]),
-        # requires_payment_method / requires_confirmation: this attempt took no money.
-        status=_CHARGE_STATUS.get(str(intent.get("status")), "failed"),
-        amount=int(intent.get("amount") or 0),
-        currency=str(intent.get("currency") or "").upper(),
-        idempotency_key=metadata.get(IDEMPOTENCY_METADATA_KEY),
-        action_url=_redirect_url(intent),
-        failure_code=error.get("code"),
-        decline_code=error.get("decline_code"),
-        metadata=metadata,
-    )
 
 
 _OBJECT_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
@@ -130,7 +52,7 @@ _OBJECT_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 def _path_id(value: str, prefix: str) -> str:
     """An id that goes into a URL path. Tokens come from the browser: one like
     `pm_x/../../customers/cus_y` must never steer a request signed with our secret key to
-    another endpoint."""
+    another endpoint (the SDK escapes ids too; this refuses them before anything is sent)."""
     if not value.startswith(prefix) or not _OBJECT_ID.match(value):
         raise InvalidCardRequest(f"Not a valid {prefix}… id.", code="invalid_gateway_id")
     return value
@@ -139,6 +61,12 @@ def _path_id(value: str, prefix: str) -> str:
 def _search_literal(value: str) -> str:
     """A value quoted for Stripe's search query language."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _positive(amount: int) -> int:
+    if amount <= 0:
+        raise InvalidCardRequest("A charge needs a positive amount.", code="invalid_amount")
+    return amount
 
 
 class StripeGateway:
@@ -154,72 +82,30 @@ class StripeGateway:
         max_connections: int = 20,
         api_version: str = STRIPE_API_VERSION,
     ) -> None:
+        base_url = base_url.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
+            base_url=base_url,
             transport=transport,
             timeout=timeout or default_timeout(),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Stripe-Version": api_version,
-                "User-Agent": "autorenew-stripe-adapter",
-            },
         )
+        self._stripe = stripe.StripeClient(
+            api_key,
+            stripe_version=api_version,
+            base_addresses={"api": base_url},
+            max_network_retries=0,
+            http_client=HttpxTransport(self._client),
+        )
+        self._v1 = self._stripe.v1
 
-    # --- HTTP -------------------------------------------------------------------------
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        headers: dict[str, str] = {}
-        content: str | None = None
-        query: str | None = None
-        if method == "POST":
-            if not idempotency_key:
-                raise ValueError("every POST to the gateway needs an idempotency key")
-            headers["Idempotency-Key"] = idempotency_key
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            content = encode_form(params or {})
-        elif params:
-            query = encode_form(params)
-        url = f"{path}?{query}" if query else path
-        started = time.perf_counter()
+    async def _call(self, request: Awaitable[T]) -> T:
+        """The SDK's answer, or its error as the port's exception."""
         try:
-            response = await self._client.request(method, url, content=content, headers=headers)
-        except httpx.TransportError as exc:
-            log.warning(
-                "gateway request failed",
-                extra={"method": method, "path": path, "error": type(exc).__name__},
-            )
-            raise error_from_transport(exc) from exc
-        # Bodies are never logged: they may carry card data (tokenize) or customer details.
-        log.info(
-            "gateway request",
-            extra={
-                "method": method,
-                "path": path,
-                "status": response.status_code,
-                "stripe_request_id": response.headers.get("request-id"),
-                "replayed": response.headers.get("idempotent-replayed") == "true",
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
-        if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise GatewayError("The gateway answered with something that is not JSON.") from exc
-            if not isinstance(body, dict):
-                raise GatewayError("The gateway answered with an unexpected document.")
-            return body
-        raise error_from_response(response)
+            return await request
+        except stripe.StripeError as exc:
+            raise error_from_stripe(exc) from exc
 
     # --- The port ---------------------------------------------------------------------
 
@@ -228,13 +114,13 @@ class StripeGateway:
             return existing_id
         # A key derived from our customer id: two registrations racing for the same customer
         # get one Stripe customer (for the 24 hours Stripe keeps keys).
-        customer = await self._request(
-            "POST",
-            "/v1/customers",
-            params={"metadata": {"autorenew_customer_id": customer_ref}},
-            idempotency_key=f"autorenew-customer-{customer_ref}",
+        customer = await self._call(
+            self._v1.customers.create_async(
+                params={"metadata": {"autorenew_customer_id": customer_ref}},
+                options={"idempotency_key": f"autorenew-customer-{customer_ref}"},
+            )
         )
-        return str(customer["id"])
+        return str(customer.id)
 
     async def set_up_card(
         self,
@@ -248,33 +134,35 @@ class StripeGateway:
         # dead card fails early); the SetupIntent then asks the issuer for off-session use
         # and may need 3-D Secure. Each step has its own key derived from the caller's, so a
         # retried registration replays both steps instead of redoing them.
-        attached = await self._request(
-            "POST",
-            f"/v1/payment_methods/{_path_id(payment_method_token, 'pm_')}/attach",
-            params={"customer": gateway_customer_id},
-            idempotency_key=f"{idempotency_key}-attach",
+        attached = await self._call(
+            self._v1.payment_methods.attach_async(
+                _path_id(payment_method_token, "pm_"),
+                params={"customer": gateway_customer_id},
+                options={"idempotency_key": f"{idempotency_key}-attach"},
+            )
         )
-        intent = await self._request(
-            "POST",
-            "/v1/setup_intents",
-            params={
-                "customer": gateway_customer_id,
-                "payment_method": attached["id"],
-                "payment_method_types": ["card"],
-                "usage": "off_session",
-                "confirm": True,
-                "return_url": return_url,
-                "expand": ["payment_method"],
-            },
-            idempotency_key=f"{idempotency_key}-setup",
+        intent = await self._call(
+            self._v1.setup_intents.create_async(
+                params={
+                    "customer": gateway_customer_id,
+                    "payment_method": attached.id,
+                    "payment_method_types": ["card"],
+                    "usage": "off_session",
+                    "confirm": True,
+                    "return_url": return_url,
+                    "expand": ["payment_method"],
+                },
+                options={"idempotency_key": f"{idempotency_key}-setup"},
+            )
         )
         return setup_from_stripe(intent)
 
     async def refresh_setup(self, setup_id: str) -> CardSetup:
-        intent = await self._request(
-            "GET",
-            f"/v1/setup_intents/{_path_id(setup_id, 'seti_')}",
-            params={"expand": ["payment_method"]},
+        # Stripe reads a list in a query as `expand[]=x` or as the SDK's `expand[0]=x`; the
+        # bundled sandbox reads the first form only, so the key is spelt out here.
+        expand: Any = {"expand[]": "payment_method"}
+        intent = await self._call(
+            self._v1.setup_intents.retrieve_async(_path_id(setup_id, "seti_"), params=expand)
         )
         return setup_from_stripe(intent)
 
@@ -288,27 +176,84 @@ class StripeGateway:
         idempotency_key: str,
         metadata: dict[str, str],
     ) -> Charge:
-        if amount <= 0:
-            raise InvalidCardRequest("A charge needs a positive amount.", code="invalid_amount")
-        intent = await self._request(
-            "POST",
-            "/v1/payment_intents",
-            params={
-                "amount": amount,
-                # Stripe wants lower-case ISO codes; we keep upper case everywhere else.
-                "currency": currency.lower(),
-                "customer": gateway_customer_id,
-                "payment_method": gateway_payment_method_id,
-                # Without explicit types, confirm=true on recent API versions would want a
-                # return_url for redirect-based methods; off-session cards never redirect.
-                "payment_method_types": ["card"],
-                "confirm": True,
-                "off_session": True,
-                "metadata": {**metadata, IDEMPOTENCY_METADATA_KEY: idempotency_key},
-            },
-            # The caller's key unchanged: a repeat is the same request, so Stripe replays the
-            # first answer (success or decline) instead of charging again.
-            idempotency_key=idempotency_key,
+        intent = await self._call(
+            self._v1.payment_intents.create_async(
+                params={
+                    "amount": _positive(amount),
+                    # Stripe wants lower-case ISO codes; we keep upper case everywhere else.
+                    "currency": currency.lower(),
+                    "customer": gateway_customer_id,
+                    "payment_method": gateway_payment_method_id,
+                    # Without explicit types, confirm=true on recent API versions would want
+                    # a return_url for redirect-based methods; off-session cards never redirect.
+                    "payment_method_types": ["card"],
+                    "confirm": True,
+                    "off_session": True,
+                    "metadata": {**metadata, IDEMPOTENCY_METADATA_KEY: idempotency_key},
+                },
+                # The caller's key unchanged: a repeat is the same request, so Stripe replays
+                # the first answer (success or decline) instead of charging again.
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return charge_from_stripe(intent)
+
+    async def charge_on_session(
+        self,
+        *,
+        gateway_customer_id: str,
+        gateway_payment_method_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        return_url: str,
+        metadata: dict[str, str],
+    ) -> Charge:
+        # No off_session: the customer is here, so the issuer may ask for 3-D Secure, which
+        # Stripe answers with requires_action and a redirect that ends at return_url.
+        intent = await self._call(
+            self._v1.payment_intents.create_async(
+                params={
+                    "amount": _positive(amount),
+                    "currency": currency.lower(),
+                    "customer": gateway_customer_id,
+                    "payment_method": gateway_payment_method_id,
+                    "payment_method_types": ["card"],
+                    "confirm": True,
+                    "return_url": return_url,
+                    "metadata": {**metadata, IDEMPOTENCY_METADATA_KEY: idempotency_key},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return charge_from_stripe(intent)
+
+    async def confirm_on_session(
+        self,
+        charge_id: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        gateway_payment_method_id: str | None = None,
+    ) -> Charge:
+        # The same PaymentIntent, confirmed again with the customer present: whatever the
+        # earlier off-session try left (requires_payment_method after authentication_required)
+        # is paid at most once, by this intent.
+        params: stripe.PaymentIntentService.ConfirmParams = {"return_url": return_url}
+        if gateway_payment_method_id is not None:
+            params["payment_method"] = gateway_payment_method_id
+        intent = await self._call(
+            self._v1.payment_intents.confirm_async(
+                _path_id(charge_id, "pi_"),
+                params=params,
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+        return charge_from_stripe(intent)
+
+    async def get_charge(self, charge_id: str) -> Charge:
+        intent = await self._call(
+            self._v1.payment_intents.retrieve_async(_path_id(charge_id, "pi_"))
         )
         return charge_from_stripe(intent)
 
@@ -317,23 +262,24 @@ class StripeGateway:
 
         Stripe documents search as eventually consistent (normally under a minute behind,
         longer during incidents), so None here means "not found yet", not proof that no
-        charge exists. The engine reconciles primarily by re-sending the charge with the same
-        Idempotency-Key, which is strongly consistent; this is the cross-check for attempts
-        older than Stripe's 24-hour key retention, when a re-send would charge anew.
+        charge exists: the engine takes it as proof only once the attempt is older than the
+        idempotency window. It reconciles primarily by re-sending the charge with the same
+        Idempotency-Key, which is strongly consistent, and looks up where a re-send cannot
+        tell (the key refused, a stored error replayed, the key's 24 hours over).
         """
-        result = await self._request(
-            "GET",
-            "/v1/payment_intents/search",
-            params={
-                "query": f"metadata['{IDEMPOTENCY_METADATA_KEY}']:"
-                + _search_literal(idempotency_key),
-                "limit": 10,
-            },
+        result = await self._call(
+            self._v1.payment_intents.search_async(
+                params={
+                    "query": f"metadata['{IDEMPOTENCY_METADATA_KEY}']:"
+                    + _search_literal(idempotency_key),
+                    "limit": 10,
+                }
+            )
         )
-        intents = [item for item in result.get("data") or [] if isinstance(item, dict)]
+        intents = list(result.data)
         if not intents:
             return None
-        intents.sort(key=lambda item: _CHARGE_PRIORITY.get(str(item.get("status")), 9))
+        intents.sort(key=lambda item: CHARGE_PRIORITY.get(str(item.get("status")), 9))
         return charge_from_stripe(intents[0])
 
     async def tokenize_card(
@@ -341,21 +287,20 @@ class StripeGateway:
     ) -> str:
         # Only for AUTORENEW_ACCEPT_RAW_CARD_DATA. The key is random on purpose: one derived
         # from the card data would carry it into Stripe's request logs and our own.
-        payment_method = await self._request(
-            "POST",
-            "/v1/payment_methods",
-            params={
-                "type": "card",
-                "card": {
-                    "number": number,
-                    "exp_month": exp_month,
-                    "exp_year": exp_year,
-                    "cvc": cvc,
-                },
-            },
-            idempotency_key=f"autorenew-tokenize-{secrets.token_hex(16)}",
+        card: stripe.PaymentMethodService.CreateParamsCard = {
+            "number": number,
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+        }
+        if cvc is not None:
+            card["cvc"] = cvc
+        payment_method = await self._call(
+            self._v1.payment_methods.create_async(
+                params={"type": "card", "card": card},
+                options={"idempotency_key": f"autorenew-tokenize-{secrets.token_hex(16)}"},
+            )
         )
-        return str(payment_method["id"])
+        return str(payment_method.id)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,18 +1,29 @@
-"""Stripe's error objects → the port's exceptions.
+"""Stripe's errors (the SDK's typed exceptions) → the port's exceptions.
 
 Stripe answers a failed v1 request with `{"error": {"type", "code", "decline_code",
-"advice_code", "message", "payment_intent" | "setup_intent", …}}` and an HTTP status:
+"advice_code", "message", "payment_intent" | "setup_intent", …}}`, an HTTP status and
+sometimes `Stripe-Should-Retry`. Which answers prove that nothing was charged decides
+everything here; only those become final outcomes:
 
-    402 card_error        the issuer (or Stripe) refused the card → CardDeclined, or
-                          AuthenticationRequired when the code says 3-D Secure is needed
-    400 idempotency_error our key was reused with other parameters: a bug on our side
-    400/404 invalid_request_error  e.g. resource_missing → InvalidCardRequest
-    401/403               our API key is wrong → GatewayError (configuration)
-    409                   another request with the same key is still running
-                          (idempotency_key_in_use) → OutcomeUnknown: that request decides
-    429                   rate limited → RateLimited with Retry-After
-    5xx, timeouts, lost connections → OutcomeUnknown: Stripe may have acted; reconcile by
-                          re-sending with the same Idempotency-Key
+    402 CardError           the issuer (or Stripe) refused the card → CardDeclined, or
+                            AuthenticationRequired when the code says 3-D Secure is needed
+    400/404 InvalidRequestError  e.g. resource_missing → InvalidCardRequest. Stripe saves
+                            no result for a request that failed validation, so nothing ran
+    429 RateLimitError      nothing ran; slow down → RateLimited with Retry-After
+    401/403 Authentication- / PermissionError   our API key is rotated, revoked or lacks a
+                            permission: nothing ran, and nothing will until an operator acts
+                            → GatewayUnavailable (the sweep stops; renewals stay due)
+    400 IdempotencyError    the key was already used with other parameters: the first
+                            request ran and may have charged → OutcomeUnknown, look_up
+                            (re-sending cannot help: find the charge by its key)
+    APIConnectionError      timeout, lost connection: Stripe may have acted → OutcomeUnknown
+    APIError and the rest   409 (a request with this key is still running), 424 (a
+                            dependency outside Stripe failed), 5xx, a body that is not
+                            Stripe's JSON even with a 2xx → OutcomeUnknown
+
+`Stripe-Should-Retry: true` makes any answer but 401/403/429 OutcomeUnknown (Stripe says the
+same request may still go through); `false` on an OutcomeUnknown means the key replays a
+stored result, so the charge is looked up instead of sent again (`look_up`).
 
 Hard or soft decline (`CardDeclined.hard`: retrying the same card will not help):
 1. Stripe's `advice_code` wins when present: `do_not_try_again` and `confirm_card_data` are
@@ -25,19 +36,23 @@ Hard or soft decline (`CardDeclined.hard`: retrying the same card will not help)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import stripe
 
 from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
     GatewayError,
+    GatewayUnavailable,
     InvalidCardRequest,
     OutcomeUnknown,
     RateLimited,
 )
+from app.gateways.stripe_http import transport_failure
 
 HARD_DECLINE_CODES = frozenset(
     {
@@ -79,8 +94,8 @@ def is_hard_decline(code: str | None, decline_code: str | None, advice_code: str
     return bool({code, decline_code} & HARD_DECLINE_CODES)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -91,18 +106,15 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    date = response.headers.get("date")
+    date = headers.get("date")
     now = parsedate_to_datetime(date) if date else None
     if now is None or moment.tzinfo is None or now.tzinfo is None:
         return None
     return max(0.0, (moment - now).total_seconds())
 
 
-def _error_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
+def _error_object(exc: stripe.StripeError) -> dict[str, Any]:
+    body = exc.json_body
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}
 
@@ -127,41 +139,50 @@ def _action_url(error: dict[str, Any]) -> str | None:
     return None
 
 
-def error_from_response(response: httpx.Response) -> GatewayError:
-    """The port exception for a non-2xx answer from Stripe (or the sandbox)."""
-    status = response.status_code
-    error = _error_object(response)
-    error_type = error.get("type")
+def _card_error(error: dict[str, Any], message: str) -> GatewayError:
     code = error.get("code")
     decline_code = error.get("decline_code")
-    message = str(error.get("message") or f"The gateway answered HTTP {status}.")
-
-    if status == 429:
-        return RateLimited(message, retry_after=retry_after_seconds(response))
-    if status >= 500 or status == 409:
-        # 409 is idempotency_key_in_use: the first request with this key is still running
-        # and its outcome is the one that counts.
-        return OutcomeUnknown(message)
-    if error_type == "idempotency_error":
-        return GatewayError(message, code="idempotency_error")
-    if status in (401, 403):
-        return GatewayError(message, code="gateway_authentication_failed")
-    if error_type == "card_error" or status == 402:
-        if code in AUTHENTICATION_CODES or decline_code in AUTHENTICATION_CODES:
-            return AuthenticationRequired(
-                message, charge_id=_intent_id(error), action_url=_action_url(error)
-            )
-        return CardDeclined(
-            message,
-            code=str(code or "card_declined"),
-            decline_code=decline_code,
-            hard=is_hard_decline(code, decline_code, error.get("advice_code")),
-            charge_id=_intent_id(error),
+    if code in AUTHENTICATION_CODES or decline_code in AUTHENTICATION_CODES:
+        return AuthenticationRequired(
+            message, charge_id=_intent_id(error), action_url=_action_url(error)
         )
-    return InvalidCardRequest(message, code=str(code or error_type or "invalid_request"))
+    return CardDeclined(
+        message,
+        code=str(code or "card_declined"),
+        decline_code=decline_code,
+        hard=is_hard_decline(code, decline_code, error.get("advice_code")),
+        charge_id=_intent_id(error),
+    )
 
 
-def error_from_transport(exc: httpx.TransportError) -> OutcomeUnknown:
-    """Timeouts and broken connections: the request may have reached Stripe and acted."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return OutcomeUnknown(f"The gateway request {kind} ({type(exc).__name__}).")
+def error_from_stripe(exc: stripe.StripeError) -> GatewayError:
+    """The port exception for an error the SDK raised."""
+    if isinstance(exc, stripe.APIConnectionError):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.TransportError):
+            return OutcomeUnknown(transport_failure(cause))
+        return OutcomeUnknown(f"The gateway could not be reached: {exc.user_message}")
+    status = exc.http_status
+    headers = exc.headers or {}
+    error = _error_object(exc)
+    message = str(error.get("message") or f"The gateway answered HTTP {status}.")
+    should_retry = headers.get("stripe-should-retry")
+
+    if isinstance(exc, stripe.RateLimitError) or status == 429:
+        return RateLimited(message, retry_after=retry_after_seconds(headers))
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return GatewayUnavailable(
+            f"The gateway refused our API key (HTTP {status}): {message}",
+            code="gateway_authentication_failed",
+        )
+    if isinstance(exc, stripe.IdempotencyError):
+        return OutcomeUnknown(message, code="idempotency_error", look_up=True)
+    if should_retry == "true":
+        return OutcomeUnknown(message)
+    if isinstance(exc, stripe.CardError) or error.get("type") == "card_error":
+        return _card_error(error, message)
+    if isinstance(exc, stripe.InvalidRequestError) and error:
+        return InvalidCardRequest(
+            message, code=str(error.get("code") or error.get("type") or "invalid_request")
+        )
+    return OutcomeUnknown(message, look_up=should_retry == "false")

@@ -1,8 +1,8 @@
 """Stripe's form encoding, both ways: `metadata[key]=v`, `card[number]=…`, `expand[]=x`.
 
 Stripe's v1 API takes `application/x-www-form-urlencoded` bodies whose keys carry nesting in
-brackets. The adapter encodes with `encode_form`; the sandbox decodes with `decode_form`, so
-both sides agree on one reading of the format.
+brackets. The sandbox decodes with `decode_form`, which reads lists written either way
+Stripe accepts them: `expand[]=x` and the official SDK's indexed `expand[0]=x`.
 """
 
 from __future__ import annotations
@@ -54,13 +54,20 @@ def _path(key: str) -> list[str]:
     return [head, *rest[:-1].split("][")]
 
 
+def _is_index(part: str) -> bool:
+    return part == "" or part.isdigit()
+
+
 def _assign(target: dict[str, Any], path: list[str], value: str, key: str) -> None:
     node: Any = target
     for position, part in enumerate(path):
         last = position == len(path) - 1
-        if part == "":
-            if not isinstance(node, list) or not last:
+        if isinstance(node, list) or (position > 0 and _is_index(part)):
+            # `k[]=v` appends; `k[3]=v` must come in order (k[0], k[1], …), as encoders write.
+            if not isinstance(node, list) or not last or not _is_index(part):
                 raise FormError(f"conflicting key {key!r}")
+            if part != "" and int(part) != len(node):
+                raise FormError(f"list index out of order in {key!r}")
             node.append(value)
             return
         if not isinstance(node, dict):
@@ -72,7 +79,7 @@ def _assign(target: dict[str, Any], path: list[str], value: str, key: str) -> No
             return
         child = node.get(part)
         if child is None:
-            child = [] if path[position + 1] == "" else {}
+            child = [] if _is_index(path[position + 1]) else {}
             node[part] = child
         node = child
 

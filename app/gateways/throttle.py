@@ -16,7 +16,8 @@ of 429s. `ThrottledGateway` wraps any PaymentGateway, one instance shared by the
             throttle, and the renewal engine reschedules the renewal.
 
 Which calls are throttled: off-session ones only (`charge_off_session`, `find_charge`), the
-sweep's traffic. Card registration and the rest are a customer waiting on an HTTP request:
+sweep's traffic. Card registration, on-session payments and the rest are a customer waiting
+on an HTTP request:
 queueing them behind a sweep of thousands of renewals would stall the customer area for
 minutes. They go straight through and are never retried here (the customer gets 429 with
 Retry-After at once), but a 429 they receive still shuts the gate for the sweep: the limit is
@@ -192,6 +193,49 @@ class ThrottledGateway:
 
     async def refresh_setup(self, setup_id: str) -> CardSetup:
         return await self._customer_facing(lambda: self.inner.refresh_setup(setup_id))
+
+    async def charge_on_session(
+        self,
+        *,
+        gateway_customer_id: str,
+        gateway_payment_method_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        return_url: str,
+        metadata: dict[str, str],
+    ) -> Charge:
+        return await self._customer_facing(
+            lambda: self.inner.charge_on_session(
+                gateway_customer_id=gateway_customer_id,
+                gateway_payment_method_id=gateway_payment_method_id,
+                amount=amount,
+                currency=currency,
+                idempotency_key=idempotency_key,
+                return_url=return_url,
+                metadata=metadata,
+            )
+        )
+
+    async def confirm_on_session(
+        self,
+        charge_id: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        gateway_payment_method_id: str | None = None,
+    ) -> Charge:
+        return await self._customer_facing(
+            lambda: self.inner.confirm_on_session(
+                charge_id,
+                return_url=return_url,
+                idempotency_key=idempotency_key,
+                gateway_payment_method_id=gateway_payment_method_id,
+            )
+        )
+
+    async def get_charge(self, charge_id: str) -> Charge:
+        return await self._customer_facing(lambda: self.inner.get_charge(charge_id))
 
     async def tokenize_card(
         self, *, number: str, exp_month: int, exp_year: int, cvc: str | None

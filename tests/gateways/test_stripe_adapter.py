@@ -1,4 +1,7 @@
-"""The Stripe adapter against Stripe's request and response shapes (httpx.MockTransport)."""
+"""The Stripe adapter against Stripe's request and response shapes (httpx.MockTransport).
+
+The adapter sends through Stripe's SDK, which writes lists indexed (`expand[0]=x`); the
+form decoder reads them as lists, so these assertions pin what goes on the wire."""
 
 from __future__ import annotations
 
@@ -13,12 +16,13 @@ from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
     GatewayError,
+    GatewayUnavailable,
     InvalidCardRequest,
     OutcomeUnknown,
     RateLimited,
 )
 from app.gateways.stripe import STRIPE_API_VERSION, StripeGateway
-from app.gateways.stripe_form import decode_form
+from tests.gateways.scripted_stripe import decode_form
 
 Responder = Callable[[httpx.Request], httpx.Response]
 
@@ -184,7 +188,7 @@ async def test_refresh_setup_is_a_get_with_the_method_expanded(
     request = stripe.requests[0]
     assert request.method == "GET"
     assert request.url.path == "/v1/setup_intents/seti_1"
-    assert parse_qs(request.url.query.decode()) == {"expand[]": ["payment_method"]}
+    assert decode_form(request.url.query.decode()) == {"expand": ["payment_method"]}
     assert "idempotency-key" not in request.headers
     assert setup.status == "failed"
     assert setup.failure_code == "setup_intent_authentication_failure"
@@ -301,13 +305,23 @@ async def test_authentication_required(gateway: StripeGateway, stripe: Stripe) -
         (400, {"error": {"type": "invalid_request_error", "code": "parameter_missing"}},
          None, InvalidCardRequest, "parameter_missing"),
         (400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent..."}},
-         None, GatewayError, "idempotency_error"),
+         None, OutcomeUnknown, "idempotency_error"),
         (401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key"}},
-         None, GatewayError, "gateway_authentication_failed"),
+         None, GatewayUnavailable, "gateway_authentication_failed"),
+        (403, {"error": {"type": "invalid_request_error", "message": "restricted key"}},
+         None, GatewayUnavailable, "gateway_authentication_failed"),
         (409, {"error": {"type": "invalid_request_error", "code": "idempotency_key_in_use"}},
          None, OutcomeUnknown, "gateway_outcome_unknown"),
+        (424, {"error": {"type": "api_error", "code": "external_dependency_failed"}},
+         None, OutcomeUnknown, "gateway_outcome_unknown"),
+        (400, {"error": {"type": "invalid_request_error", "code": "lock_timeout"}},
+         {"Stripe-Should-Retry": "true"}, OutcomeUnknown, "gateway_outcome_unknown"),
+        (402, {"error": {"type": "card_error", "code": "card_declined"}},
+         {"Stripe-Should-Retry": "true"}, OutcomeUnknown, "gateway_outcome_unknown"),
         (500, {"error": {"type": "api_error", "message": "boom"}},
          None, OutcomeUnknown, "gateway_outcome_unknown"),
+        (500, {"error": {"type": "api_error", "message": "boom"}},
+         {"Stripe-Should-Retry": "false"}, OutcomeUnknown, "gateway_outcome_unknown"),
         (503, None, None, OutcomeUnknown, "gateway_outcome_unknown"),
         (429, {"error": {"type": "invalid_request_error", "code": "rate_limit"}},
          {"Retry-After": "7"}, RateLimited, "rate_limited"),
@@ -329,6 +343,10 @@ async def test_error_mapping(
     assert caught.value.code == code
     if isinstance(caught.value, RateLimited):
         assert caught.value.retry_after == 7
+    if isinstance(caught.value, OutcomeUnknown):
+        # Looked up, not re-sent, where a re-send can only meet the same answer again.
+        replayed = (headers or {}).get("Stripe-Should-Retry") == "false"
+        assert caught.value.look_up is (replayed or code == "idempotency_error")
 
 
 async def test_retry_after_as_an_http_date(gateway: StripeGateway, stripe: Stripe) -> None:
@@ -346,8 +364,9 @@ async def test_non_json_error_pages(gateway: StripeGateway, stripe: Stripe) -> N
     stripe.answers.append(lambda _r: httpx.Response(502, text="<html>Bad gateway</html>"))
     with pytest.raises(OutcomeUnknown):
         await charge(gateway)
+    # A 2xx means Stripe acted; what it did is unreadable, so it is not known either.
     stripe.answers.append(lambda _r: httpx.Response(200, text="not json"))
-    with pytest.raises(GatewayError):
+    with pytest.raises(OutcomeUnknown):
         await charge(gateway)
 
 
@@ -401,3 +420,99 @@ async def test_ids_from_outside_cannot_steer_the_request(
     with pytest.raises(InvalidCardRequest):
         await gateway.refresh_setup("seti_1/../../payment_intents")
     assert stripe.requests == []
+
+
+REDIRECT = {
+    "type": "redirect_to_url",
+    "redirect_to_url": {"url": "https://hooks.stripe.test/3ds/pi_1", "return_url": "https://r"},
+}
+
+
+async def test_an_on_session_charge_may_ask_for_3d_secure(
+    gateway: StripeGateway, stripe: Stripe
+) -> None:
+    stripe.answer(200, payment_intent("requires_action", next_action=REDIRECT))
+    result = await gateway.charge_on_session(
+        gateway_customer_id="cus_1",
+        gateway_payment_method_id="pm_1",
+        amount=1299,
+        currency="EUR",
+        idempotency_key="pay-1",
+        return_url="https://app.test/renewals/ren_1/return",
+        metadata={"renewal_id": "ren_1"},
+    )
+    request = stripe.requests[0]
+    assert (request.method, request.url.path) == ("POST", "/v1/payment_intents")
+    assert request.headers["idempotency-key"] == "pay-1"
+    # The customer is present: no off_session, and a return_url for the 3-D Secure page.
+    assert stripe.form() == {
+        "amount": "1299",
+        "currency": "eur",
+        "customer": "cus_1",
+        "payment_method": "pm_1",
+        "payment_method_types": ["card"],
+        "confirm": "true",
+        "return_url": "https://app.test/renewals/ren_1/return",
+        "metadata": {"renewal_id": "ren_1", "autorenew_idempotency_key": "pay-1"},
+    }
+    assert result.status == "requires_action"
+    assert result.action_url == "https://hooks.stripe.test/3ds/pi_1"
+
+
+async def test_confirm_on_session_confirms_the_same_intent(
+    gateway: StripeGateway, stripe: Stripe
+) -> None:
+    stripe.answer(
+        200, payment_intent("requires_action", next_action=REDIRECT, payment_method="pm_2")
+    )
+    result = await gateway.confirm_on_session(
+        "pi_1",
+        return_url="https://app.test/return",
+        idempotency_key="confirm-1",
+        gateway_payment_method_id="pm_2",
+    )
+    request = stripe.requests[0]
+    assert (request.method, request.url.path) == ("POST", "/v1/payment_intents/pi_1/confirm")
+    assert request.headers["idempotency-key"] == "confirm-1"
+    assert stripe.form() == {"return_url": "https://app.test/return", "payment_method": "pm_2"}
+    assert (result.charge_id, result.status) == ("pi_1", "requires_action")
+    assert result.gateway_payment_method_id == "pm_2"
+
+    stripe.answer(200, payment_intent("requires_action", next_action=REDIRECT))
+    await gateway.confirm_on_session("pi_1", return_url="https://r", idempotency_key="c-2")
+    assert stripe.form() == {"return_url": "https://r"}  # the intent's own card
+
+
+async def test_get_charge_after_the_customer_returns(
+    gateway: StripeGateway, stripe: Stripe
+) -> None:
+    failure = {
+        "type": "card_error",
+        "code": "payment_intent_authentication_failure",
+        "message": "The customer failed authentication.",
+    }
+    stripe.answer(200, payment_intent("requires_payment_method", last_payment_error=failure))
+    charge = await gateway.get_charge("pi_1")
+    request = stripe.requests[0]
+    assert (request.method, request.url.path) == ("GET", "/v1/payment_intents/pi_1")
+    assert "idempotency-key" not in request.headers
+    assert charge.status == "failed"  # took no money; can be confirmed again
+    assert charge.failure_code == "payment_intent_authentication_failure"
+    assert charge.failure_message == "The customer failed authentication."
+    assert charge.metadata["renewal_id"] == "ren_1"
+    with pytest.raises(InvalidCardRequest):
+        await gateway.get_charge("pi_1/../../customers")
+    with pytest.raises(InvalidCardRequest):
+        await gateway.confirm_on_session("seti_1", return_url="https://r", idempotency_key="k")
+    assert len(stripe.requests) == 1
+
+
+async def test_the_sdk_never_retries_by_itself(gateway: StripeGateway, stripe: Stripe) -> None:
+    """Retries belong to the renewal engine, which knows whether the first send may have
+    charged: a 409 or a 500 with Stripe-Should-Retry: true is handed back, not re-sent."""
+    stripe.answer(
+        409, {"error": {"type": "invalid_request_error"}}, {"Stripe-Should-Retry": "true"}
+    )
+    with pytest.raises(OutcomeUnknown):
+        await charge(gateway)
+    assert len(stripe.requests) == 1

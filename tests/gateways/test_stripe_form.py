@@ -37,7 +37,19 @@ def test_decode_reverses_encode() -> None:
     assert decode_form(encode_form(params)) == params
 
 
-@pytest.mark.parametrize("body", ["a=1&a=2", "a=1&a[b]=2", "a[b]=1&a[]=2", "[x]=1", "a[b=1"])
+def test_decode_reads_the_official_sdks_indexed_lists() -> None:
+    body = "expand[0]=payment_method&expand[1]=customer&payment_method_types[0]=card&confirm=true"
+    assert decode_form(body) == {
+        "expand": ["payment_method", "customer"],
+        "payment_method_types": ["card"],
+        "confirm": "true",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["a=1&a=2", "a=1&a[b]=2", "a[b]=1&a[]=2", "[x]=1", "a[b=1", "a[1]=x", "a[0]=x&a[b]=y"],
+)
 def test_malformed_or_conflicting_forms_are_refused(body: str) -> None:
     with pytest.raises(FormError):
         decode_form(body)

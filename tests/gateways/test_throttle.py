@@ -95,6 +95,10 @@ class ScriptedGateway(FakeGateway):
         await self._answer(customer_ref)
         return f"cus_{customer_ref}"
 
+    async def charge_on_session(self, **kwargs: Any) -> Charge:
+        await self._answer(kwargs["idempotency_key"])
+        return await super().charge_on_session(**kwargs)
+
 
 def charge(gateway: PaymentGateway, key: str) -> Awaitable[Charge]:
     return gateway.charge_off_session(
@@ -237,6 +241,42 @@ async def test_customer_calls_skip_the_queue_but_their_429_pauses_the_sweep() ->
 
     assert results[2] == "cus_c-now"
     assert inner.sent[:4] == [(0.0, "k0"), (0.0, "c-now"), (0.0, "c-late"), (5.0, "k1")]
+
+
+async def test_on_session_payments_skip_the_queue() -> None:
+    """A customer paying now is not queued behind the sweep, nor retried on a 429 (told at
+    once); the on-session calls reach the gateway unchanged."""
+    time = VirtualTime()
+    inner = ScriptedGateway(time=time, refusals={"pay-late": [4.0]}, behaviours={"pm_3ds": "auth"})
+    gateway = throttled(time, inner, rate=1)
+
+    async def customer() -> Charge:
+        def pay(key: str) -> Awaitable[Charge]:
+            return gateway.charge_on_session(
+                gateway_customer_id="cus_1",
+                gateway_payment_method_id="pm_3ds",
+                amount=1000,
+                currency="EUR",
+                idempotency_key=key,
+                return_url="https://r.test",
+                metadata={},
+            )
+
+        paid = await pay("pay-now")
+        with pytest.raises(RateLimited):
+            await pay("pay-late")
+        return paid
+
+    results = await time.run(charge(gateway, "k0"), charge(gateway, "k1"), customer())
+    assert inner.sent[:4] == [(0.0, "k0"), (0.0, "pay-now"), (0.0, "pay-late"), (4.0, "k1")]
+    waiting = results[2]
+    assert (waiting.status, waiting.action_url) == ("requires_action", "https://gw/3ds/pi_1")
+    confirmed = await gateway.confirm_on_session(
+        waiting.charge_id, return_url="https://r.test", idempotency_key="c-1"
+    )
+    assert confirmed == waiting
+    inner.complete_authentication(waiting.charge_id)
+    assert (await gateway.get_charge(waiting.charge_id)).status == "succeeded"
 
 
 @pytest.mark.slow

@@ -1,16 +1,21 @@
 """An in-memory gateway for engine tests: it keeps a ledger keyed by idempotency key, like
 Stripe, and each saved card's behaviour is scripted by its gateway id. The whole flow
-against the real sandbox over HTTP is tested separately."""
+against the real sandbox over HTTP is tested separately.
+
+On-session payments: `charge_on_session` and `confirm_on_session` answer requires_action
+with a 3-D Secure URL for an "auth" card; `complete_authentication` plays the customer on
+that page; `get_charge` reads the charge as it stands."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
     CardSetup,
     Charge,
+    InvalidCardRequest,
     OutcomeUnknown,
     RateLimited,
 )
@@ -26,6 +31,15 @@ class FakeGateway:
     rate_limit_next: int = 0
     # Behaviours that change after N calls, e.g. "unknown_then_ok".
     _seen: dict[str, int] = field(default_factory=dict)
+    # Every charge by id, as it stands (declined and waiting ones too).
+    intents: dict[str, Charge] = field(default_factory=dict)
+    # On-session confirmations by idempotency key: a repeat gets the first answer.
+    confirmations: dict[str, Charge] = field(default_factory=dict)
+    _charges_made: int = 0
+
+    def _new_id(self) -> str:
+        self._charges_made += 1
+        return f"pi_{self._charges_made}"
 
     def successful_charges(self) -> list[Charge]:
         return [c for c in self.ledger.values() if c.status == "succeeded"]
@@ -50,10 +64,10 @@ class FakeGateway:
         seen = self._seen[gateway_payment_method_id] = (
             self._seen.get(gateway_payment_method_id, 0) + 1
         )
-        charge_id = f"pi_{len(self.ledger) + 1}"
+        charge_id = self._new_id()
         if behaviour == "ok" or (behaviour == "unknown_then_ok" and seen > 1):
             charge = Charge(charge_id, "succeeded", amount, currency, idempotency_key)
-            self.ledger[idempotency_key] = charge
+            self.ledger[idempotency_key] = self.intents[charge_id] = charge
             return charge
         if behaviour == "lost_response":
             # Charged, but the answer never arrived.
@@ -72,6 +86,15 @@ class FakeGateway:
                 "declined", decline_code="stolen_card", hard=True, charge_id=charge_id
             )
         if behaviour == "auth":
+            self.intents[charge_id] = Charge(
+                charge_id,
+                "failed",
+                amount,
+                currency,
+                idempotency_key,
+                failure_code="authentication_required",
+                gateway_payment_method_id=gateway_payment_method_id,
+            )
             raise AuthenticationRequired(
                 "3ds", charge_id=charge_id, action_url="https://gw/3ds/" + charge_id
             )
@@ -81,6 +104,92 @@ class FakeGateway:
 
     async def find_charge(self, idempotency_key: str) -> Charge | None:
         return self.ledger.get(idempotency_key)
+
+    async def charge_on_session(
+        self,
+        *,
+        gateway_customer_id: str,
+        gateway_payment_method_id: str,
+        amount: int,
+        currency: str,
+        idempotency_key: str,
+        return_url: str,
+        metadata: dict[str, str],
+    ) -> Charge:
+        self.calls.append(idempotency_key)
+        if idempotency_key in self.ledger:
+            return self.ledger[idempotency_key]
+        charge = Charge(
+            self._new_id(),
+            "failed",
+            amount,
+            currency,
+            idempotency_key,
+            metadata=metadata,
+            gateway_payment_method_id=gateway_payment_method_id,
+        )
+        self.ledger[idempotency_key] = charge = self._confirm(charge, gateway_payment_method_id)
+        return charge
+
+    async def confirm_on_session(
+        self,
+        charge_id: str,
+        *,
+        return_url: str,
+        idempotency_key: str,
+        gateway_payment_method_id: str | None = None,
+    ) -> Charge:
+        self.calls.append(idempotency_key)
+        if idempotency_key in self.confirmations:
+            return self.confirmations[idempotency_key]
+        charge = self.intents[charge_id]
+        if charge.status in ("succeeded", "processing", "canceled"):
+            raise InvalidCardRequest(
+                "This charge cannot be confirmed.", code="payment_intent_unexpected_state"
+            )
+        method = gateway_payment_method_id or charge.gateway_payment_method_id or ""
+        self.confirmations[idempotency_key] = charge = self._confirm(charge, method)
+        return charge
+
+    async def get_charge(self, charge_id: str) -> Charge:
+        return self.intents[charge_id]
+
+    def complete_authentication(self, charge_id: str, *, succeed: bool = True) -> Charge:
+        """The customer finishes (or fails) 3-D Secure at the charge's action URL."""
+        charge = self.intents[charge_id]
+        assert charge.status == "requires_action"
+        status = "succeeded" if succeed else "failed"
+        code = None if succeed else "payment_intent_authentication_failure"
+        charge = replace(charge, status=status, action_url=None, failure_code=code)
+        self.intents[charge_id] = charge
+        if succeed and charge.idempotency_key is not None:
+            self.ledger[charge.idempotency_key] = charge
+        return charge
+
+    def _confirm(self, charge: Charge, method: str) -> Charge:
+        """An on-session confirmation: the customer is there, so 3-D Secure is possible."""
+        behaviour = self.behaviours.get(method, "ok")
+        if behaviour in ("soft_decline", "hard_decline"):
+            self.intents[charge.charge_id] = replace(charge, status="failed")
+            raise CardDeclined(
+                "declined",
+                decline_code="insufficient_funds" if behaviour == "soft_decline" else "stolen_card",
+                hard=behaviour == "hard_decline",
+                charge_id=charge.charge_id,
+            )
+        if behaviour == "auth":
+            charge = replace(
+                charge,
+                status="requires_action",
+                action_url="https://gw/3ds/" + charge.charge_id,
+                gateway_payment_method_id=method,
+            )
+        else:
+            charge = replace(
+                charge, status="succeeded", failure_code=None, gateway_payment_method_id=method
+            )
+        self.intents[charge.charge_id] = charge
+        return charge
 
     async def ensure_customer(self, *, customer_ref: str, existing_id: str | None) -> str:
         return existing_id or f"cus_{customer_ref}"
