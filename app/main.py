@@ -20,6 +20,7 @@ from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
 from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
+from app.gateways.availability import GatewayAvailability
 from app.gateways.factory import build_gateway, build_sandbox
 from app.jobs import JOBS
 
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await sandbox.start()
         app.state.gateway = build_gateway(settings, sandbox=sandbox)
         app.state.job_context = JobContext(
-            app.state.sessionmaker, app.state.clock, settings, gateway=app.state.gateway
+            app.state.sessionmaker,
+            app.state.clock,
+            settings,
+            gateway=app.state.gateway,
+            gateway_availability=app.state.gateway_availability,
         )
         app.state.scheduler = start_scheduler(JOBS, app.state.job_context)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
@@ -76,6 +81,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.clock = clock
+    # Whether the card gateway accepts our API key, as the last sweep found (see /readyz).
+    app.state.gateway_availability = GatewayAvailability()
     install_error_handlers(app)
     install_edge(app, settings)
     mount_routes(app)

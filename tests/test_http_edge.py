@@ -165,7 +165,10 @@ async def test_access_log_line_has_no_token_and_names_the_route(
 
 async def test_health_ready_and_metrics(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    assert (await client.get("/readyz")).json() == {"status": "ready"}
+    assert (await client.get("/readyz")).json() == {
+        "status": "ready",
+        "gateway": {"available": True, "reason": None, "since": None},
+    }
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert (

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
 from app.core.settings import Settings
+from app.gateways.availability import GatewayAvailability
 from app.gateways.port import PaymentGateway
 
 log = logging.getLogger("autorenew.scheduler")
@@ -36,8 +37,9 @@ class JobContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     clock: Clock
     settings: Settings
-    # The card gateway, for jobs that charge (the renewal sweep).
+    # The card gateway, for jobs that charge (the renewal sweep), and what they learnt of it.
     gateway: PaymentGateway | None = None
+    gateway_availability: GatewayAvailability = field(default_factory=GatewayAvailability)
     extras: dict[str, Any] = field(default_factory=dict)
     # Passes in flight, so that shutdown can let them finish before the engine goes away.
     running: set[asyncio.Task[Any]] = field(default_factory=set)

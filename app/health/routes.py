@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.core.errors import ServiceUnavailable, problem_responses
+from app.gateways.availability import GatewayAvailability
 
 router = APIRouter(tags=["health"])
 
@@ -21,13 +24,28 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
+class GatewayReadiness(BaseModel):
+    available: bool = Field(
+        description="False while the card gateway refuses our API key: renewal sweeps stop "
+        "charging and leave renewals due until an operator deploys a working key."
+    )
+    reason: str | None
+    since: datetime | None = Field(description="When it was found unavailable.")
+
+
+class Readiness(Health):
+    gateway: GatewayReadiness
+
+
 @router.get(
     "/readyz",
-    response_model=Health,
-    summary="The database is reachable",
+    response_model=Readiness,
+    summary="The database is reachable (and how the card gateway stands)",
+    description="503 when the database is unreachable. An unavailable card gateway does not "
+    "make the replica unready (the customer area works without it); `gateway` says so.",
     responses=problem_responses(503),
 )
-async def readyz(request: Request) -> Health:
+async def readyz(request: Request) -> Readiness:
     try:
         async with request.app.state.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -35,7 +53,13 @@ async def readyz(request: Request) -> Health:
         raise ServiceUnavailable(
             "The database is not reachable.", code="database_unavailable"
         ) from exc
-    return Health(status="ready")
+    gateway: GatewayAvailability = request.app.state.gateway_availability
+    return Readiness(
+        status="ready",
+        gateway=GatewayReadiness(
+            available=gateway.available, reason=gateway.reason, since=gateway.since
+        ),
+    )
 
 
 @router.get(

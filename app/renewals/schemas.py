@@ -60,7 +60,15 @@ class SweepSummaryOut(BaseModel):
     rate_limited: int
     reconciled: int
     payment_method_switched: int
+    deferred: int = Field(
+        description="Renewals left due without a charge because the gateway is unavailable."
+    )
     duration_seconds: float
+    gateway_unavailable: bool = Field(
+        description="The gateway refused our API key: the sweep stopped charging, and the "
+        "renewals it did not charge stay due for the next sweep."
+    )
+    gateway_unavailable_reason: str | None
 
 
 class ForecastDay(BaseModel):

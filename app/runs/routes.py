@@ -27,6 +27,7 @@ async def run_sweep(request: Request, _admin: AdminDep) -> SweepSummaryOut:
         request.app.state.gateway,
         request.app.state.clock,
         request.app.state.settings,
+        availability=request.app.state.gateway_availability,
     )
     summary = await run_renewals(engine)
     return SweepSummaryOut(**vars(summary))

@@ -26,5 +26,11 @@ async def renewals_job(context: JobContext) -> SweepSummary:
     """The scheduled job: one run with this replica's gateway."""
     if context.gateway is None:
         raise RuntimeError("the renewal sweep needs a payment gateway in its job context")
-    engine = RenewalEngine(context.sessionmaker, context.gateway, context.clock, context.settings)
+    engine = RenewalEngine(
+        context.sessionmaker,
+        context.gateway,
+        context.clock,
+        context.settings,
+        availability=context.gateway_availability,
+    )
     return await run_renewals(engine)

@@ -12,8 +12,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from app.gateways.port import GatewayError, OutcomeUnknown, PaymentGateway
+from app.gateways.port import (
+    AuthenticationRequired,
+    CardDeclined,
+    Charge,
+    GatewayError,
+    GatewayUnavailable,
+    OutcomeUnknown,
+    PaymentGateway,
+)
 from app.renewals import metrics
 from app.renewals.engine.job import ChargeJob, Outcome
 
@@ -25,35 +34,64 @@ SETTLEMENT_GROUP_SIZE = 50
 
 Answer = tuple[ChargeJob, Outcome]
 
+# Answers only a gateway that accepted our API key gives (a lookup's None included).
+_REAL_ANSWERS = (Charge, CardDeclined, AuthenticationRequired)
+
+
+@dataclass
+class GatewayState:
+    """What one sweep has learnt about the gateway as a whole.
+
+    The first GatewayUnavailable (our API key refused) stops the sweep: every job still
+    waiting for a gateway slot comes back unsent with the same refusal, instead of
+    spending the batch on answers that cannot differ, and no further batch is claimed."""
+
+    refused: GatewayUnavailable | None = None
+    answered: bool = False
+
+    def saw(self, outcome: Outcome) -> None:
+        if isinstance(outcome, GatewayUnavailable):
+            self.refused = self.refused or outcome
+        elif outcome is None or isinstance(outcome, _REAL_ANSWERS):
+            self.answered = True
+
 
 async def call_gateway(
     gateway: PaymentGateway,
     job: ChargeJob,
     slots: asyncio.Semaphore,
     slot_taken: Callable[[], None],
+    state: GatewayState,
 ) -> Outcome:
-    """The gateway's answer, or the error it raised; None means "no charge exists"."""
+    """The gateway's answer, or the error it raised; None means "no charge found"."""
     async with slots:
         slot_taken()
+        if state.refused is not None:
+            return GatewayUnavailable(f"Not sent: {state.refused.message}")
         started = time.perf_counter()
-        try:
-            if job.lookup_only:
-                return await gateway.find_charge(job.idempotency_key)
-            return await gateway.charge_off_session(
-                gateway_customer_id=job.gateway_customer_id,
-                gateway_payment_method_id=job.gateway_payment_method_id,
-                amount=job.amount,
-                currency=job.currency,
-                idempotency_key=job.idempotency_key,
-                metadata=job.metadata,
-            )
-        except GatewayError as error:
-            return error
-        except Exception as error:  # a bug or an unexpected transport error
-            log.exception("gateway call failed", extra={"renewal_id": job.renewal_id})
-            return OutcomeUnknown(f"unexpected error: {type(error).__name__}")
-        finally:
-            metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
+        outcome = await _send(gateway, job)
+        metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
+        state.saw(outcome)
+        return outcome
+
+
+async def _send(gateway: PaymentGateway, job: ChargeJob) -> Outcome:
+    try:
+        if job.lookup_only:
+            return await gateway.find_charge(job.idempotency_key)
+        return await gateway.charge_off_session(
+            gateway_customer_id=job.gateway_customer_id,
+            gateway_payment_method_id=job.gateway_payment_method_id,
+            amount=job.amount,
+            currency=job.currency,
+            idempotency_key=job.idempotency_key,
+            metadata=job.metadata,
+        )
+    except GatewayError as error:
+        return error
+    except Exception as error:  # a bug or an unexpected transport error
+        log.exception("gateway call failed", extra={"renewal_id": job.renewal_id})
+        return OutcomeUnknown(f"unexpected error: {type(error).__name__}")
 
 
 async def charge_batch(

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.settings import Settings
 from app.renewals import repository
 from app.renewals.engine.job import ChargeJob, charge_metadata, take_lease
-from app.renewals.engine.outcomes import close_attempt, reschedule
+from app.renewals.engine.outcomes import close_attempt, reschedule, unknown
+from app.renewals.engine.summary import SweepSummary
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
 
@@ -50,9 +51,32 @@ async def reclaim(
         gateway_payment_method_id=method.gateway_payment_method_id or "",
         service_id=service.id,
         reconcile=True,
-        lookup_only=now - attempt.started_at >= window,
+        lookup_only=now - attempt.started_at >= window or attempt.failure_code is not None,
         metadata=charge_metadata(renewal, attempt.idempotency_key),
     )
+
+
+def look_up_from_now_on(attempt: RenewalAttempt, code: str) -> None:
+    """The gateway answered the attempt's key in a way a re-send can only repeat: from now
+    on the attempt is reconciled by lookup. An open attempt carries a failure code only
+    for this, and keeps the answer's code as the reason."""
+    attempt.failure_code = code
+
+
+def nothing_found(
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+) -> None:
+    """A lookup found no charge under the attempt's key: proof only past the idempotency
+    window (the gateway's search lags behind its writes); until then, ask again later."""
+    window = timedelta(hours=settings.gateway_idempotency_window_hours)
+    if now - attempt.started_at >= window:
+        no_charge_found(renewal, attempt, now)
+    else:
+        unknown(renewal, now, tally)
 
 
 def no_charge_found(renewal: Renewal, attempt: RenewalAttempt, now: datetime) -> None:

@@ -21,6 +21,8 @@ from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
     Charge,
+    GatewayUnavailable,
+    InvalidCardRequest,
     OutcomeUnknown,
     RateLimited,
 )
@@ -94,7 +96,16 @@ async def _settle_together(
                 attempt.reconciled = True
                 tally.reconciled += 1
             before = Before.of(renewal, service)
-            apply_outcome(renewal, attempt, service, outcome, now, tally, settings)
+            apply_outcome(
+                renewal,
+                attempt,
+                service,
+                outcome,
+                now,
+                tally,
+                settings,
+                looked_up=job.lookup_only,
+            )
             await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
             events += transition_events(renewal, service, before)
         await emit_all(session, events, now=now)
@@ -109,8 +120,12 @@ def apply_outcome(
     now: datetime,
     tally: SweepSummary,
     settings: Settings,
+    *,
+    looked_up: bool = False,
 ) -> None:
-    """What the gateway's answer to one attempt means for its renewal."""
+    """What the gateway's answer to one attempt (`looked_up`: to a lookup of it) means
+    for its renewal. Only an answer that proves what happened to the money closes the
+    attempt; anything else leaves it open under its key, to be reconciled."""
     if isinstance(outcome, Charge):
         attempt.gateway_charge_id = outcome.charge_id
         if outcome.status == "succeeded":
@@ -132,7 +147,7 @@ def apply_outcome(
                 hard=False,
             )
     elif outcome is None:
-        reconcile.no_charge_found(renewal, attempt, now)
+        reconcile.nothing_found(renewal, attempt, now, tally, settings)
     elif isinstance(outcome, CardDeclined):
         attempt.gateway_charge_id = outcome.charge_id
         outcomes.declined(
@@ -158,9 +173,24 @@ def apply_outcome(
             outcomes.close_attempt(attempt, "not_sent", now, code="rate_limited")
             outcomes.reschedule(renewal, now + wait, now)
         tally.count("rate_limited")
-    elif isinstance(outcome, OutcomeUnknown):
-        outcomes.unknown(renewal, now, tally)
-    else:
-        # Any other refusal (an unusable token, …) will not get better by itself.
+    elif isinstance(outcome, GatewayUnavailable):
+        # Our API key was refused, or the call was never made: the gateway did nothing with
+        # this request. The renewal stays due for the sweep after the operator's fix.
+        if attempt.reconciled:
+            # Only the re-send (or lookup) was refused; the first send may have charged.
+            reconcile.resend_refused(renewal, now, timedelta(0))
+        else:
+            outcomes.close_attempt(attempt, "not_sent", now, code=outcome.code)
+            outcomes.reschedule(renewal, now, now)
+        tally.count("deferred")
+    elif isinstance(outcome, InvalidCardRequest) and not looked_up:
+        # Stripe keeps no result for a request that failed validation (a repeat of one that
+        # had run would have been replayed): this attempt took no money, and will not.
         outcomes.close_attempt(attempt, "failed", now, code=outcome.code)
         outcomes.fail(renewal, now, tally, settings, code=outcome.code, reason=outcome.message)
+    else:
+        # OutcomeUnknown, a failed lookup, or any other answer: none proves the money did
+        # not move, so the attempt stays open under its key. A new key could charge twice.
+        if isinstance(outcome, OutcomeUnknown) and outcome.look_up:
+            reconcile.look_up_from_now_on(attempt, outcome.code)
+        outcomes.unknown(renewal, now, tally)

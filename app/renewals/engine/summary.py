@@ -15,6 +15,7 @@ OUTCOMES = (
     "outcome_unknown",
     "rate_limited",
     "payment_method_switched",
+    "deferred",
 )
 
 
@@ -31,7 +32,12 @@ class SweepSummary:
     rate_limited: int = 0
     reconciled: int = 0
     payment_method_switched: int = 0
+    # Left due without a charge: the gateway refused our API key (see gateway_unavailable).
+    deferred: int = 0
     duration_seconds: float = 0.0
+    # The sweep met a gateway that refuses to work for us, and stopped charging.
+    gateway_unavailable: bool = False
+    gateway_unavailable_reason: str | None = None
 
     def count(self, outcome: str, times: int = 1) -> None:
         setattr(self, outcome, getattr(self, outcome) + times)

@@ -12,6 +12,10 @@
     settle     each answer is written as soon as it arrives, if the lease is still ours;
                answers that arrive together share one transaction (group commit)
 
+A gateway that refuses our API key stops the sweep at its first refusal (see
+charge.GatewayState): the renewals stay due, the summary says `gateway_unavailable`, and
+the process-wide GatewayAvailability (/readyz, the metric) follows.
+
 Card renewals only: SEPA renewals are collected by pain.008 batches (app/sepa), and
 app/runs runs the SEPA cycle beside this sweep.
 """
@@ -30,10 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
 from app.core.settings import Settings
+from app.gateways.availability import GatewayAvailability
 from app.gateways.port import PaymentGateway
 from app.renewals import metrics
 from app.renewals.engine import claim, plan, settle
-from app.renewals.engine.charge import Answer, call_gateway, charge_batch
+from app.renewals.engine.charge import Answer, GatewayState, call_gateway, charge_batch
 from app.renewals.engine.job import ChargeJob, Outcome
 from app.renewals.engine.summary import SweepSummary
 
@@ -56,22 +61,30 @@ class RenewalEngine:
         settings: Settings,
         *,
         worker: str | None = None,
+        availability: GatewayAvailability | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.gateway = gateway
         self.clock = clock
         self.settings = settings
         self.worker = worker or worker_name()
+        # The process's view of the gateway (app.state, the job context); one of its own
+        # for an engine made without it (the CLI, tests).
+        self.availability = availability or GatewayAvailability()
         self._gateway_slots = asyncio.Semaphore(settings.renewal_concurrency)
+        self._gateway_state = GatewayState()
 
     async def sweep(self, *, max_batches: int | None = None) -> SweepSummary:
         started = time.perf_counter()
         summary = SweepSummary()
+        self._gateway_state = GatewayState()
         summary.planned = await self.plan()
         batches = 0
         charging: list[asyncio.Task[None]] = []
         try:
             while max_batches is None or batches < max_batches:
+                if self._gateway_state.refused is not None:
+                    break  # charging stops; what was claimed is settled below
                 jobs = await self.claim(summary)
                 if not jobs:
                     # Batches still charging may reschedule renewals for now (a fallback
@@ -93,10 +106,20 @@ class RenewalEngine:
                 sent.cancel()
         finally:
             await asyncio.gather(*charging)
+        self._report_gateway(summary)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
         log.info("renewal sweep", extra={"worker": self.worker, **vars(summary)})
         return summary
+
+    def _report_gateway(self, summary: SweepSummary) -> None:
+        refused = self._gateway_state.refused
+        if refused is not None:
+            summary.gateway_unavailable = True
+            summary.gateway_unavailable_reason = refused.message
+            self.availability.mark_unavailable(refused.message, now=self.clock.now())
+        elif self._gateway_state.answered:
+            self.availability.mark_available()
 
     async def plan(self) -> int:
         return await plan.plan(self.sessionmaker, self.clock.now(), self.settings)
@@ -115,7 +138,9 @@ class RenewalEngine:
 
         async def call(job: ChargeJob, slot_taken: Callable[[], None]) -> Outcome:
             # self.gateway is read at each call: a test (or the throttle) may wrap it.
-            return await call_gateway(self.gateway, job, self._gateway_slots, slot_taken)
+            return await call_gateway(
+                self.gateway, job, self._gateway_slots, slot_taken, self._gateway_state
+            )
 
         async def settle_answers(group: list[Answer]) -> None:
             await self.settle_group(group, summary)
