@@ -28,7 +28,8 @@ class ChargeJob:
     gateway_payment_method_id: str
     service_id: str
     reconcile: bool = False
-    # A reconciliation past the gateway's idempotency window must look up, not re-send.
+    # A reconciliation that must look the charge up instead of re-sending it: past the
+    # gateway's idempotency window, or once the gateway refused or replays the key.
     lookup_only: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
 
