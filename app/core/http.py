@@ -223,12 +223,23 @@ def configure_logging(level: str) -> None:
     root.propagate = True
 
 
+class ServiceCORSMiddleware(CORSMiddleware):
+    """CORS for the service's own routes. The mounted sandbox gateway (/sandbox) answers its
+    own, for its own origins: this layer would otherwise answer its preflights first."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def install_edge(app: FastAPI, settings: Settings) -> None:
     # Order matters: CORS answers preflights before the edge checks content types.
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ServiceCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],

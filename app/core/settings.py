@@ -33,6 +33,11 @@ DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./autorenew.db"
 DEFAULT_SANDBOX_URL = "sqlite+aiosqlite:///./autorenew-sandbox.db"
 # The key the built-in sandbox accepts by default; refused when talking to the real Stripe.
 DEV_GATEWAY_API_KEY = "sk_test_autorenew_sandbox"
+# The publishable key the SPA tokenizes with against the sandbox (it accepts any pk_test_…).
+DEV_GATEWAY_PUBLISHABLE_KEY = "pk_test_autorenew_sandbox"
+# What the sandbox signs its webhooks with by default (development only; a receiver of the
+# sandbox's events configures the same value).
+DEV_SANDBOX_WEBHOOK_SECRET = "whsec_autorenew_sandbox_development_only"  # noqa: S105
 
 
 class ConfigurationError(RuntimeError):
@@ -145,6 +150,9 @@ class Settings(BaseSettings):
     # None: https://api.stripe.com for `stripe`, the in-process sandbox for `sandbox`.
     gateway_base_url: str | None = None
     gateway_api_key: SecretStr = SecretStr(DEV_GATEWAY_API_KEY)
+    # The publishable key (`pk_…`) the SPA tokenizes cards with, served by
+    # GET /v1/payment-methods/setup; None: the sandbox's development key with gateway=sandbox.
+    gateway_publishable_key: str | None = None
     gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     gateway_timeout_seconds: float = Field(default=30.0, gt=0)
     gateway_max_connections: int = Field(default=20, ge=1)
@@ -171,6 +179,13 @@ class Settings(BaseSettings):
     sandbox_fault_hang_seconds: float = Field(default=60.0, ge=0)
     # Requests per second per sandbox process before 429 + Retry-After; 0 = unlimited.
     sandbox_rate_limit_per_second: float = Field(default=0.0, ge=0)
+    # Browser origins the sandbox answers CORS for (the SPA tokenizing with the publishable
+    # key). Mounted, the service's AUTORENEW_CORS_ORIGINS are allowed as well.
+    sandbox_cors_origins: list[str] = Field(default_factory=list)
+    # Where the sandbox sends Stripe's events (signed like Stripe's, with the secret below);
+    # unset: events are only recorded (GET /sandbox/v1/events).
+    sandbox_webhook_url: str | None = None
+    sandbox_webhook_secret: SecretStr = SecretStr(DEV_SANDBOX_WEBHOOK_SECRET)
 
     # --- Card methods (issue 4, registration): POST /v1/payment-methods with type=card ---
     # Where the customer's browser is sent back after 3-D Secure: the customer-area page,
@@ -239,6 +254,7 @@ class Settings(BaseSettings):
             or not self.gateway_api_key.get_secret_value().startswith(("sk_", "rk_"))
         ):
             problems.append("AUTORENEW_GATEWAY_API_KEY must be a Stripe secret key (sk_…)")
+        problems.extend(self._publishable_key_problems())
         if self.gateway == "sandbox" and not self.sandbox_mounted and not self.gateway_base_url:
             problems.append(
                 "AUTORENEW_GATEWAY=sandbox with AUTORENEW_SANDBOX_MOUNTED=false needs "
@@ -280,6 +296,28 @@ class Settings(BaseSettings):
         problems.extend(self._sepa_problems())
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+    @property
+    def publishable_key(self) -> str | None:
+        """The key the SPA tokenizes cards with."""
+        if self.gateway_publishable_key is None and self.gateway == "sandbox":
+            return DEV_GATEWAY_PUBLISHABLE_KEY
+        return self.gateway_publishable_key
+
+    def _publishable_key_problems(self) -> list[str]:
+        key = self.gateway_publishable_key
+        if key is None:
+            if self.env == "production" and self.gateway == "stripe":
+                return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY is needed: the SPA tokenizes with it"]
+            return []
+        if not key.startswith(("pk_test_", "pk_live_")):
+            return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY must be a publishable key (pk_…)"]
+        secret = self.gateway_api_key.get_secret_value()
+        if self.gateway == "stripe" and ("_live_" in key) != ("_live_" in secret):
+            return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY and _API_KEY are of different modes"]
+        if self.gateway == "sandbox" and key.startswith("pk_live_"):
+            return ["the sandbox gateway takes test keys only (pk_test_…)"]
+        return []
 
     def _sepa_problems(self) -> list[str]:
         # Imported here: these load schwifty (IBAN and bank registries), some 50 ms more for

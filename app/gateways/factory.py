@@ -57,7 +57,12 @@ def build_sandbox(settings: Settings, *, clock: Clock | None = None) -> Sandbox 
     if not settings.sandbox_mounted or settings.gateway != "sandbox":
         return None
     public_url = settings.public_base_url.rstrip("/") + "/sandbox"
-    return Sandbox(SandboxConfig.from_settings(settings, public_url=public_url), clock=clock)
+    # The SPA allowed to call the service may tokenize at the mounted sandbox too (the
+    # service's CORS layer leaves /sandbox to the sandbox's own).
+    config = SandboxConfig.from_settings(
+        settings, public_url=public_url, extra_cors_origins=tuple(settings.cors_origins)
+    )
+    return Sandbox(config, clock=clock)
 
 
 def build_gateway(

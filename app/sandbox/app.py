@@ -1,4 +1,5 @@
-"""The sandbox as an object: its ledger engine, its ASGI app, its start and stop.
+"""The sandbox as an object: its runtime, its ASGI app (with CORS for the browser origins
+configured), its webhook sender, its start and stop.
 
 Mounted inside the service, the service's lifespan calls `start()`/`stop()` (Starlette does
 not run a mounted app's lifespan); run alone, the app's own lifespan does.
@@ -7,114 +8,71 @@ not run a mounted app's lifespan); run alone, the app's own lifespan does.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
-from app.core.clock import Clock, SystemClock
-from app.core.database import create_engine, create_sessionmaker
+from app.core.clock import Clock
+from app.sandbox.api import api_routes
+from app.sandbox.challenge import challenge_routes
 from app.sandbox.config import SandboxConfig
-from app.sandbox.edge import Chaos, RateLimiter
-from app.sandbox.ledger import Context
-from app.sandbox.models import Account, SandboxBase
+from app.sandbox.runtime import SandboxRuntime
+from app.sandbox.webhooks import WebhookSender
+
+# What a browser sends to Stripe's API besides the safelisted headers.
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Stripe-Version"]
 
 
-def _begin_immediate(engine: AsyncEngine) -> None:
-    # SQLite: take the write lock when the transaction starts, not at its first write, so two
-    # processes racing for one idempotency key queue up instead of failing with "database is
-    # locked" when a reader tries to become a writer (SQLAlchemy's documented recipe).
-    @event.listens_for(engine.sync_engine, "connect")
-    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        # WAL + NORMAL survives a crashed process (what the sandbox simulates), not a power
-        # cut; it saves an fsync per commit.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-class Sandbox:
-    def __init__(self, config: SandboxConfig, *, clock: Clock | None = None) -> None:
-        from app.sandbox.api import routes
-
-        self.config = config
-        self.clock = clock or SystemClock()
-        self.chaos = Chaos(config)
-        self.limiter = RateLimiter(config.rate_limit_per_second)
-        self._engine: AsyncEngine | None = None
-        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
-        self._secret: str | None = None
-        # SQLite has one writer at a time: queueing this process's transactions here is far
-        # cheaper than letting each connection poll the file lock (busy_timeout backs off in
-        # steps of up to 100 ms). Other processes still queue on the file lock.
-        self._write_lock: asyncio.Lock | None = None
-        self.app = Starlette(routes=routes(), lifespan=self._lifespan)
+class Sandbox(SandboxRuntime):
+    def __init__(
+        self,
+        config: SandboxConfig,
+        *,
+        clock: Clock | None = None,
+        webhook_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(config, clock=clock)
+        self.webhooks = WebhookSender(self, webhook_transport)
+        self._sender: asyncio.Task[None] | None = None
+        middleware = []
+        if config.cors_origins:
+            middleware.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=list(config.cors_origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=CORS_HEADERS,
+                    expose_headers=["Request-Id", "Idempotency-Key", "Idempotent-Replayed"],
+                    max_age=600,
+                )
+            )
+        self.app = Starlette(
+            routes=[*api_routes(), *challenge_routes()],
+            middleware=middleware,
+            lifespan=self._lifespan,
+        )
         self.app.state.sandbox = self
 
-    @property
-    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
-        if self._sessionmaker is None:
-            raise RuntimeError("the sandbox is not started")
-        return self._sessionmaker
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work on the ledger: committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self.sessionmaker() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock, self.sessionmaker() as session, session.begin():
-            yield session
-
-    @property
-    def secret(self) -> str:
-        if self._secret is None:
-            raise RuntimeError("the sandbox is not started")
-        return self._secret
-
-    async def start(self) -> None:
-        engine = create_engine(self.config.database_url, pool_size=5)
-        if engine.dialect.name == "sqlite":
-            _begin_immediate(engine)
-            self._write_lock = asyncio.Lock()
-        async with engine.begin() as connection:
-            await connection.run_sync(SandboxBase.metadata.create_all)
-        self._engine = engine
-        self._sessionmaker = create_sessionmaker(engine)
-        self._secret = await self._account_secret()
-
-    async def _account_secret(self) -> str:
-        # Every process on this ledger must key fingerprints the same way: the first one to
-        # start writes the secret, the others read it.
-        try:
-            async with self.transaction() as session:
-                account = await session.scalar(select(Account).where(Account.id == 1))
-                if account is None:
-                    account = Account(id=1, secret=secrets.token_hex(32))
-                    session.add(account)
-                return account.secret
-        except IntegrityError:
-            # Another process wrote it between our read and our insert: read theirs.
-            async with self.sessionmaker() as session:
-                return (await session.get_one(Account, 1)).secret
+    async def start(self, *, send_webhooks: bool = True) -> None:
+        """`send_webhooks=False` leaves the sending to whoever calls `webhooks.deliver_due()`
+        (tests that drive it step by step)."""
+        await super().start()
+        if send_webhooks and self.config.webhook_url is not None:
+            self._sender = asyncio.create_task(self.webhooks.run(), name="sandbox-webhooks")
 
     async def stop(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-            self._sessionmaker = None
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+            self._sender = None
+        await self.webhooks.aclose()
+        await super().stop()
 
     @asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -123,22 +81,3 @@ class Sandbox:
             yield
         finally:
             await self.stop()
-
-    def context(self, request: Request, idempotency_key: str | None = None) -> Context:
-        return Context(
-            now=self.clock.now(),
-            secret=self.secret,
-            public_url=self.public_url(request),
-            idempotency_key=idempotency_key,
-        )
-
-    def public_url(self, request: Request) -> str:
-        if self.config.public_url:
-            return self.config.public_url.rstrip("/")
-        root = request.scope.get("root_path", "")
-        return f"{request.url.scheme}://{request.url.netloc}{root}".rstrip("/")
-
-
-def sandbox_of(request: Request) -> Sandbox:
-    sandbox: Sandbox = request.app.state.sandbox
-    return sandbox

@@ -11,6 +11,18 @@ behaviour, never the number. Behaviours:
                             transactions, regardless of how the card is set up")
     auth_unless_set_up      3-D Secure on setup; once set up, off-session charges succeed
     auth_then_decline       3-D Secure on setup; charges declined for insufficient funds
+    blocked                 set up fine; Radar blocks every charge (card_declined/fraudulent,
+                            the charge's outcome `blocked`)
+    dispute_after_charge    every step succeeds; each successful charge is then disputed
+                            as fraudulent (charge.dispute.created)
+
+On-session payments (a PaymentIntent confirmed with a return_url, no off_session) need 3-D
+Secure with every `auth_*` card, set up or not: the testing guide says so of 3155 ("on-session
+payments with this card always require authentication") and of 3184 and 3178; 3220 ("3D
+Secure authentication must be completed for the payment to be successful") is treated the
+same, and like 3155 off-session once set up. 0101 fails its CVC check only when a CVC is
+given, and then is declined like 0127 (Radar's default blocks a failed CVC check); without a
+CVC it behaves like 4242.
 """
 
 from __future__ import annotations
@@ -42,6 +54,14 @@ STOLEN = Decline("card_declined", "stolen_card", "Your card was declined.", "do_
 PROCESSING = Decline(
     "processing_error", None, "An error occurred while processing your card. Try again."
 )
+VELOCITY = Decline(
+    "card_declined",
+    "card_velocity_exceeded",
+    "Your card was declined for making repeated attempts too frequently or exceeding its "
+    "amount limit.",
+)
+# What Radar's block looks like in the error; the charge's outcome says `blocked`.
+BLOCKED = Decline("card_declined", "fraudulent", "Your card was declined.")
 AUTHENTICATION = Decline(
     "authentication_required",
     "authentication_required",
@@ -56,6 +76,8 @@ class TestCard:
     funding: str = "credit"
     country: str = "US"
     decline: Decline | None = None
+    # The CVC check fails when a CVC is given (and the card is then declined like 0127).
+    cvc_check_fails: bool = False
 
 
 CARDS: dict[str, TestCard] = {
@@ -75,6 +97,13 @@ CARDS: dict[str, TestCard] = {
     "4000002760003184": TestCard("auth_always", country="DE"),
     "4000002500003155": TestCard("auth_unless_set_up", country="DE"),
     "4000008260003178": TestCard("auth_then_decline", country="DE", decline=INSUFFICIENT),
+    # Stripe's declined-payments table: none of these can be attached to a customer.
+    "4000000000006975": TestCard("decline_on_attach", decline=VELOCITY),
+    # Radar's "always blocked": a risk level of highest on every charge.
+    "4100000000000019": TestCard("blocked", decline=BLOCKED),
+    "4000000000003220": TestCard("auth_unless_set_up", country="IE"),
+    "4000000000000259": TestCard("dispute_after_charge"),
+    "4000000000000101": TestCard("success", cvc_check_fails=True),
 }
 
 # Stripe's test PaymentMethods: usable wherever a pm_… id is, each a fresh card.
@@ -94,11 +123,26 @@ TEST_PAYMENT_METHODS: dict[str, str] = {
     "pm_card_authenticationRequired": "4000002760003184",
     "pm_card_authenticationRequiredOnSetup": "4000002500003155",
     "pm_card_authenticationRequiredChargeDeclinedInsufficientFunds": "4000008260003178",
+    "pm_card_visa_chargeDeclinedVelocityLimitExceeded": "4000000000006975",
+    "pm_card_radarBlock": "4100000000000019",
+    "pm_card_threeDSecure2Required": "4000000000003220",
+    "pm_card_createDispute": "4000000000000259",
+    "pm_card_cvcCheckFail": "4000000000000101",
 }
 
 DECLINES_BY_CODE = {
     decline.decline_code or decline.code: decline
-    for decline in (GENERIC, INSUFFICIENT, EXPIRED, INCORRECT_CVC, LOST, STOLEN, PROCESSING)
+    for decline in (
+        GENERIC,
+        INSUFFICIENT,
+        EXPIRED,
+        INCORRECT_CVC,
+        LOST,
+        STOLEN,
+        PROCESSING,
+        VELOCITY,
+        BLOCKED,
+    )
 }
 
 
@@ -134,11 +178,30 @@ def fingerprint(secret: str, number: str) -> str:
     return hmac.new(secret.encode(), number.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def behaviour_of(card: TestCard) -> str:
+def behaviour_of(card: TestCard, *, cvc_given: bool) -> str:
     """What the ledger keeps for a card: `behaviour` or `behaviour:decline`."""
+    if card.cvc_check_fails and cvc_given:
+        return f"decline_on_attach:{INCORRECT_CVC.decline_code}"
     if card.decline is None:
         return card.behaviour
     return f"{card.behaviour}:{card.decline.decline_code or card.decline.code}"
+
+
+def cvc_check(card: TestCard, cvc: str | None) -> str | None:
+    """The `checks.cvc_check` of a card: null when no CVC was given (nothing was checked)."""
+    if cvc is None:
+        return None
+    return "fail" if card.cvc_check_fails or card.decline is INCORRECT_CVC else "pass"
+
+
+def needs_authentication(behaviour: str, *, on_session: bool, set_up: bool) -> bool:
+    """Whether a payment with this card needs 3-D Secure (see the module docstring)."""
+    if not behaviour.startswith("auth_"):
+        return False
+    if on_session:
+        return True
+    # Off-session, 3178 is declined for insufficient funds rather than asking to authenticate.
+    return behaviour == "auth_always" or (behaviour == "auth_unless_set_up" and not set_up)
 
 
 def parse_behaviour(stored: str) -> tuple[str, Decline | None]:

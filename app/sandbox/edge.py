@@ -1,11 +1,20 @@
 """What stands between a caller and the sandbox ledger: API keys, rate limit, latency, faults.
 
-Faults are the ones a real gateway has, in the three shapes that matter to a billing engine:
+Keys, as at Stripe: a secret key (`sk_test_…`) opens every route; a publishable key
+(`pk_test_…`, the one a browser holds) only the routes Stripe opens to it (tokenizing a card,
+reading or confirming an intent with its client secret), and elsewhere gets Stripe's 403
+`secret_key_required`. Live keys never open the sandbox: a production key pointed here by
+mistake is refused rather than accepted.
+
+Faults are the ones a real gateway has, in the shapes that matter to a billing engine:
 - `error_before`: a 5xx and nothing happened (safe to retry);
 - `error_after`: the charge *was* made, then the response was lost as a 5xx;
-- `hang_after`: the charge was made and the response comes too late (the client times out).
+- `hang_after`: the charge was made and the response comes too late (the client times out);
+- `error_stored`: the charge was made and a 5xx is stored as the key's response, so every
+  retry with the same key gets that 5xx again (`Stripe-Should-Retry: false`): only a lookup
+  (search by metadata) tells what happened. Asked for by header only.
 A test picks one for a request with the `X-Sandbox-Fault` header; otherwise each POST draws
-one with probability `fault_rate`.
+one of the first three with probability `fault_rate`.
 """
 
 from __future__ import annotations
@@ -14,19 +23,22 @@ import base64
 import math
 import random
 import time
+from typing import Literal
 
 from starlette.requests import Request
 
 from app.sandbox.config import SandboxConfig
-from app.sandbox.objects import StripeError
+from app.sandbox.errors import StripeError
 
-FAULTS = ("error_before", "error_after", "hang_after")
+RANDOM_FAULTS = ("error_before", "error_after", "hang_after")
+FAULTS = (*RANDOM_FAULTS, "error_stored")
 FAULT_HEADER = "x-sandbox-fault"
 
+KeyKind = Literal["secret", "publishable"]
 
-def check_api_key(request: Request) -> None:
-    """Any test-mode secret key (`sk_test_…`) opens the sandbox; live keys never do, so a
-    production key pointed here by mistake is refused rather than accepted."""
+
+def api_key_kind(request: Request) -> KeyKind:
+    """Which kind of test key the request carries; 401 for none or any other key."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() == "basic":
@@ -45,10 +57,13 @@ def check_api_key(request: Request) -> None:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY').",
         )
-    if not key.startswith("sk_test_"):
-        raise StripeError(
-            401, "invalid_request_error", f"Invalid API Key provided: {key[:8]}****{key[-4:]}"
-        )
+    if key.startswith("sk_test_") and len(key) > len("sk_test_"):
+        return "secret"
+    if key.startswith("pk_test_") and len(key) > len("pk_test_"):
+        return "publishable"
+    raise StripeError(
+        401, "invalid_request_error", f"Invalid API Key provided: {key[:8]}****{key[-4:]}"
+    )
 
 
 class RateLimiter:
@@ -104,11 +119,5 @@ class Chaos:
         if chosen in FAULTS:
             return chosen
         if request.method == "POST" and self.rng.random() < self.config.fault_rate:
-            return self.rng.choice(FAULTS)
+            return self.rng.choice(RANDOM_FAULTS)
         return None
-
-
-def internal_error() -> StripeError:
-    return StripeError(
-        500, "api_error", "An unknown error occurred while processing your request (sandbox fault)."
-    )

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.sandbox.objects import invalid_request, missing
+from app.sandbox.errors import invalid_request, missing
+
+# Stripe takes `true`/`false`; the official SDKs send those, and some clients send Python's
+# spelling (`True`), which Stripe accepts as well.
+_TRUE = frozenset({"true", "True"})
+_FALSE = frozenset({"false", "False"})
 
 
 def text(
@@ -26,20 +31,50 @@ def integer(
     value = text(params, name, required=required, param=param)
     if value is None:
         return None
-    if not value.lstrip("-").isdigit():
+    if not value.lstrip("-").isdigit() or len(value) > 18:
         raise invalid_request(
             f"Invalid integer: {value}", param=param or name, code="parameter_invalid_integer"
         )
     return int(value)
 
 
-def flag(params: dict[str, Any], name: str) -> bool:
-    value = text(params, name)
+def flag(params: dict[str, Any], name: str, *, param: str | None = None) -> bool | None:
+    """A boolean parameter; None when absent."""
+    value = text(params, name, param=param)
     if value is None:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
         return False
-    if value not in ("true", "false"):
-        raise invalid_request(f"Invalid boolean: {value}", param=name)
-    return value == "true"
+    raise invalid_request(f"Invalid boolean: {value}", param=param or name)
+
+
+def off_session(params: dict[str, Any]) -> bool:
+    """PaymentIntents' `off_session`: a boolean, or `one_off` / `recurring` (both mean the
+    customer is not there to authenticate)."""
+    value = text(params, "off_session")
+    if value in ("one_off", "recurring"):
+        return True
+    return bool(flag(params, "off_session"))
+
+
+def listed(params: dict[str, Any], name: str) -> list[Any]:
+    """A list parameter written `name[]=a` or `name[0]=a` (the SDKs' form)."""
+    value = params.get(name)
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and all(key.isdigit() for key in value):
+        indexes = sorted(int(key) for key in value)
+        if indexes == list(range(len(indexes))):
+            return [value[str(index)] for index in indexes]
+    raise invalid_request(f"Invalid array: {name}", param=name)
+
+
+def expands(params: dict[str, Any], field: str) -> bool:
+    return field in listed(params, "expand")
 
 
 def metadata(params: dict[str, Any]) -> dict[str, str]:
@@ -50,4 +85,5 @@ def metadata(params: dict[str, Any]) -> dict[str, str]:
         raise invalid_request(
             "Metadata allows 50 keys of 40 characters, values of 500.", param="metadata"
         )
-    return dict(value)
+    # Stripe: an empty value removes the key.
+    return {key: item for key, item in value.items() if item != ""}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from app.sandbox.objects import invalid_request
+from app.sandbox.errors import invalid_request
 
 _STRING = r"'((?:[^'\\]|\\.)*)'"
 _CLAUSE = re.compile(

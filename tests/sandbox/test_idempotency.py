@@ -69,13 +69,27 @@ async def test_declines_are_replayed_too(flows: Any) -> None:
     assert outcomes[0] == outcomes[1]
 
 
+def one_charge_or_in_use(results: list[Any]) -> str:
+    """Concurrent sends of one key: each either got the one charge or Stripe's 409 (which
+    the adapter reads as "outcome unknown"); returns the charge's id."""
+    charges = {result.charge_id for result in results if not isinstance(result, Exception)}
+    others = [result for result in results if isinstance(result, Exception)]
+    assert len(charges) == 1, results
+    assert all(isinstance(error, OutcomeUnknown) for error in others), others
+    return charges.pop()
+
+
 async def test_concurrent_requests_with_one_key_make_one_charge(
     flows: Any, api: httpx.AsyncClient
 ) -> None:
     setup = await flows.register("4242424242424242", "reg-race")
-    results = await asyncio.gather(*(flows.charge(setup, "ren_8-attempt-1") for _ in range(12)))
-    assert len({result.charge_id for result in results}) == 1
-    assert len(await ledger_charges(api)) == 1
+    results = await asyncio.gather(
+        *(flows.charge(setup, "ren_8-attempt-1") for _ in range(12)), return_exceptions=True
+    )
+    charge_id = one_charge_or_in_use(results)
+    assert [charge["id"] for charge in await ledger_charges(api)] == [charge_id]
+    # Once the first has answered, the key replays it.
+    assert (await flows.charge(setup, "ren_8-attempt-1")).charge_id == charge_id
 
 
 async def test_concurrency_on_a_shared_ledger_database(
@@ -115,11 +129,12 @@ async def test_concurrency_on_a_shared_ledger_database(
                     metadata={},
                 )
                 for n in range(10)
-            )
+            ),
+            return_exceptions=True,
         )
-        assert len({result.charge_id for result in results}) == 1
+        charge_id = one_charge_or_in_use(results)
         found = await second.find_charge("ren_shared-attempt-1")
-        assert found is not None and found.charge_id == results[0].charge_id
+        assert found is not None and found.charge_id == charge_id
     finally:
         for adapter in adapters:
             await adapter.aclose()
@@ -248,7 +263,8 @@ async def test_missing_parameters_are_400_and_store_nothing(api: httpx.AsyncClie
     again = await api.post(
         "/v1/payment_intents", data={"amount": "5", "currency": "eur"}, headers=headers
     )
-    assert again.json()["error"]["param"] == "off_session"
+    assert again.status_code == 200
+    assert again.json()["status"] == "requires_payment_method"
 
 
 async def test_ledger_summary(flows: Any, api: httpx.AsyncClient) -> None:

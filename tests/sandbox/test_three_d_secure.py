@@ -39,10 +39,13 @@ async def test_complete_the_challenge(
     assert redirect.status_code == 303
     target = urlsplit(redirect.headers["location"])
     assert f"{target.scheme}://{target.netloc}{target.path}" == RETURN_URL
-    assert parse_qs(target.query) == {
+    query = parse_qs(target.query)
+    assert query == {
         "setup_intent": [setup.setup_id],
+        "setup_intent_client_secret": query["setup_intent_client_secret"],
         "redirect_status": ["succeeded"],
     }
+    assert query["setup_intent_client_secret"][0].startswith(f"{setup.setup_id}_secret_")
 
     refreshed = await gateway.refresh_setup(setup.setup_id)
     assert refreshed.status == "succeeded" and refreshed.action_url is None
