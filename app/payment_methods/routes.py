@@ -23,6 +23,7 @@ from app.payment_methods.cards import CardRegistration
 from app.payment_methods.iban import check_iban
 from app.payment_methods.models import PaymentMethodStatus
 from app.payment_methods.schemas import (
+    CardSetupOut,
     IbanCheckIn,
     IbanCheckOut,
     MandateOut,
@@ -31,7 +32,7 @@ from app.payment_methods.schemas import (
     ValidateIn,
 )
 from app.payment_methods.sepa import Acceptance, Creditor
-from app.payment_methods.views import mandate_out, method_out, methods_out
+from app.payment_methods.views import card_setup_out, mandate_out, method_out, methods_out
 
 router = APIRouter(prefix="/v1", tags=["payment methods"])
 
@@ -155,6 +156,16 @@ async def list_payment_methods(
 ) -> Page[PaymentMethodOut]:
     methods, next_cursor = await service.list_page(session, caller.customer_id, page, status=status)
     return Page(data=methods_out(methods), next_cursor=next_cursor)
+
+
+@router.get(
+    "/payment-methods/setup",
+    response_model=CardSetupOut,
+    summary="How the SPA tokenizes a card: the gateway and its publishable key",
+    responses=problem_responses(401),
+)
+async def get_card_setup(_caller: CallerDep, settings: SettingsDep) -> CardSetupOut:
+    return card_setup_out(settings)
 
 
 @router.get(

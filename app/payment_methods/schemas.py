@@ -123,6 +123,21 @@ class SepaDebitOut(BaseModel):
     mandate_reference: str | None
 
 
+class CardSetupOut(BaseModel):
+    """What the SPA needs to tokenize a card at the gateway, so it never hard-codes it."""
+
+    gateway: Literal["sandbox", "stripe"] = Field(
+        description="`stripe`: load Stripe.js with the key; `sandbox`: post Stripe's form "
+        "fields to `sandbox_url` + `/v1/payment_methods` with the key."
+    )
+    publishable_key: str | None = Field(
+        description="The gateway's publishable key (`pk_…`); never a secret key."
+    )
+    sandbox_url: str | None = Field(
+        description="Where browsers reach the sandbox gateway's API (gateway `sandbox` only)."
+    )
+
+
 class CardOut(BaseModel):
     brand: str | None
     last4: str | None

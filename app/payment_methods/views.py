@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.core.settings import Settings
+
 from app.payment_methods.models import (
     Mandate,
     MandateStatus,
@@ -11,6 +13,7 @@ from app.payment_methods.models import (
     PaymentMethodStatus,
 )
 from app.payment_methods.schemas import (
+    CardSetupOut,
     Creditor,
     MandateOut,
     MandateToAccept,
@@ -82,4 +85,21 @@ def mandate_out(mandate: Mandate, method: PaymentMethod) -> MandateOut:
         signer_user_agent=mandate.signer_user_agent,
         created_at=mandate.created_at,
         revoked_at=mandate.revoked_at,
+    )
+
+
+def card_setup_out(settings: Settings) -> CardSetupOut:
+    sandbox_url = None
+    if settings.gateway == "sandbox":
+        # Mounted: under this service's public address; alone: where the service reaches it
+        # (AUTORENEW_GATEWAY_BASE_URL), which must then be reachable from browsers too.
+        sandbox_url = (
+            settings.gateway_base_url.rstrip("/")
+            if settings.gateway_base_url
+            else settings.public_base_url.rstrip("/") + "/sandbox"
+        )
+    return CardSetupOut(
+        gateway=settings.gateway,
+        publishable_key=settings.publishable_key,
+        sandbox_url=sandbox_url,
     )

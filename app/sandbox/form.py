@@ -23,7 +23,8 @@ from urllib.parse import parse_qsl
 
 # A request with more fields than this is not one any client of the sandbox sends.
 MAX_FIELDS = 500
-MAX_DEPTH = 5
+# Brackets after the name: Stripe's deepest parameters have three.
+MAX_DEPTH = 4
 
 
 class FormError(ValueError):

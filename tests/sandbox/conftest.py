@@ -15,6 +15,7 @@ from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
 
 API_KEY = "sk_test_sandbox_tests"
+PUBLISHABLE_KEY = "pk_test_sandbox_tests"
 PUBLIC_URL = "http://testserver"
 RETURN_URL = "https://customer-area.test/cards/return"
 
@@ -56,6 +57,29 @@ async def api(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
         headers={"Authorization": f"Bearer {API_KEY}"},
     ) as client:
         yield client
+
+
+@pytest.fixture
+async def browser(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
+    """What an SPA holds: the publishable key only."""
+    async with httpx.AsyncClient(
+        transport=transport_for(sandbox),
+        base_url=PUBLIC_URL,
+        headers={"Authorization": f"Bearer {PUBLISHABLE_KEY}"},
+    ) as client:
+        yield client
+
+
+def card_form(number: str, cvc: str | None = "123") -> dict[str, str]:
+    form = {
+        "type": "card",
+        "card[number]": number,
+        "card[exp_month]": "12",
+        "card[exp_year]": "2030",
+    }
+    if cvc is not None:
+        form["card[cvc]"] = cvc
+    return form
 
 
 class Flows:

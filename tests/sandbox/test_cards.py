@@ -13,6 +13,7 @@ from app.gateways.port import (
     InvalidCardRequest,
 )
 from app.gateways.stripe import StripeGateway
+from tests.sandbox.conftest import card_form
 
 RETURN_URL = "https://customer-area.test/cards/return"
 
@@ -140,3 +141,107 @@ async def test_off_session_charge_of_a_card_that_always_authenticates(
     with pytest.raises(AuthenticationRequired) as caught:
         await flows.charge(setup, "ren_3-attempt-1")
     assert caught.value.charge_id is not None
+
+
+# --- The cards added for Stripe's declines, Radar, 3DS2 and disputes (raw API) -------------
+
+
+async def tokenized(api: httpx.AsyncClient, number: str, cvc: str | None = "123") -> Any:
+    response = await api.post("/v1/payment_methods", data=card_form(number, cvc))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def attached(api: httpx.AsyncClient, number: str, cvc: str | None = "123") -> Any:
+    customer = (await api.post("/v1/customers")).json()["id"]
+    method = await tokenized(api, number, cvc)
+    return await api.post(f"/v1/payment_methods/{method['id']}/attach", data={"customer": customer})
+
+
+async def charge_off_session(api: httpx.AsyncClient, method: dict[str, Any]) -> httpx.Response:
+    return await api.post(
+        "/v1/payment_intents",
+        data={
+            "amount": "2500",
+            "currency": "eur",
+            "customer": method["customer"],
+            "payment_method": method["id"],
+            "confirm": "true",
+            "off_session": "recurring",
+        },
+    )
+
+
+async def test_velocity_exceeded_cannot_be_attached(api: httpx.AsyncClient) -> None:
+    response = await attached(api, "4000000000006975")
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert (error["code"], error["decline_code"]) == ("card_declined", "card_velocity_exceeded")
+
+
+async def test_radar_blocks_every_charge_of_4100(api: httpx.AsyncClient) -> None:
+    method = (await attached(api, "4100000000000019")).json()
+    assert method["customer"] is not None  # attaching is not a payment: Radar lets it be
+    response = await charge_off_session(api, method)
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert (error["code"], error["decline_code"]) == ("card_declined", "fraudulent")
+    charge = (await api.get(f"/v1/charges/{error['charge']}")).json()
+    assert charge["outcome"]["type"] == "blocked"
+    assert charge["outcome"]["risk_level"] == "highest"
+    assert charge["outcome"]["network_status"] == "not_sent_to_network"
+
+
+async def test_3ds2_required_until_set_up(api: httpx.AsyncClient) -> None:
+    method = (await attached(api, "4000000000003220")).json()
+    assert method["card"]["country"] == "IE"
+    unset = await charge_off_session(api, method)
+    assert unset.json()["error"]["code"] == "authentication_required"
+    setup = await api.post(
+        "/v1/setup_intents",
+        data={
+            "customer": method["customer"],
+            "payment_method": method["id"],
+            "confirm": "true",
+            "return_url": RETURN_URL,
+        },
+    )
+    intent = setup.json()
+    assert intent["status"] == "requires_action"
+    url = intent["next_action"]["redirect_to_url"]["url"]
+    page = await api.get(url)
+    token = page.text.split('name="token" value="')[1].split('"')[0]
+    await api.post(f"/3ds/{intent['id']}", data={"token": token, "result": "complete"})
+    paid = await charge_off_session(api, method)
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded"
+
+
+async def test_0259_is_disputed_after_the_charge(api: httpx.AsyncClient) -> None:
+    method = (await attached(api, "4000000000000259")).json()
+    paid = (await charge_off_session(api, method)).json()
+    assert paid["status"] == "succeeded"
+    charge = (await api.get(f"/v1/charges/{paid['latest_charge']}")).json()
+    assert charge["disputed"] is True
+    [event] = (await api.get("/v1/events", params={"type": "charge.dispute.created"})).json()[
+        "data"
+    ]
+    dispute = event["data"]["object"]
+    assert (dispute["charge"], dispute["payment_intent"]) == (charge["id"], paid["id"])
+    assert (dispute["reason"], dispute["status"], dispute["amount"]) == (
+        "fraudulent",
+        "needs_response",
+        2500,
+    )
+
+
+async def test_0101_fails_its_cvc_check_only_when_given_one(api: httpx.AsyncClient) -> None:
+    with_cvc = await tokenized(api, "4000000000000101", cvc="123")
+    assert with_cvc["card"]["checks"]["cvc_check"] == "fail"
+    refused = await attached(api, "4000000000000101", cvc="123")
+    assert refused.status_code == 402
+    assert refused.json()["error"]["code"] == "incorrect_cvc"
+
+    without = (await attached(api, "4000000000000101", cvc=None)).json()
+    assert without["card"]["checks"]["cvc_check"] is None
+    assert (await charge_off_session(api, without)).json()["status"] == "succeeded"
+    assert (await tokenized(api, "4242424242424242"))["card"]["checks"]["cvc_check"] == "pass"

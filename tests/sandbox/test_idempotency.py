@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from app.gateways.port import GatewayError, OutcomeUnknown, RateLimited
 from app.gateways.stripe import StripeGateway, default_timeout
 from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
+from app.sandbox.idempotency import CLAIM_SECONDS
+from app.sandbox.models import IdempotencyKey
 
 API_KEY = "sk_test_sandbox_tests"
 
@@ -274,3 +277,87 @@ async def test_ledger_summary(flows: Any, api: httpx.AsyncClient) -> None:
     assert summary["payment_intents"] == 1
     assert summary["charges_by_status"] == {"succeeded": {"count": 1, "amount": 700}}
     assert summary["rate_limited"] == 0
+
+
+async def claim_as_another_request(sandbox: Sandbox, key: str, digest: str = "x") -> None:
+    """What the ledger holds while another process's request with `key` is running."""
+    async with sandbox.transaction() as session:
+        session.add(
+            IdempotencyKey(
+                key=key,
+                digest=digest,
+                owner="other-process",
+                claimed_until=sandbox.clock.now() + timedelta(seconds=CLAIM_SECONDS),
+                created=sandbox.clock.now(),
+            )
+        )
+
+
+async def test_a_key_in_flight_is_409_at_once_not_a_wait(
+    sandbox: Sandbox, api: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    await claim_as_another_request(sandbox, "in-flight")
+    busy = await api.post("/v1/customers", headers={"Idempotency-Key": "in-flight"})
+    assert busy.status_code == 409
+    assert busy.json()["error"]["code"] == "idempotency_key_in_use"
+    assert (await api.get("/_ledger/summary")).json()["customers"] == 0
+    # A claim whose process died is taken over once it is older than CLAIM_SECONDS.
+    clock.advance(timedelta(seconds=CLAIM_SECONDS + 1))
+    taken = await api.post("/v1/customers", headers={"Idempotency-Key": "in-flight"})
+    assert taken.status_code == 200
+    again = await api.post("/v1/customers", headers={"Idempotency-Key": "in-flight"})
+    assert again.json() == taken.json() and again.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_slow_request_holds_its_key(
+    sandbox_config: SandboxConfig, clock: FrozenClock
+) -> None:
+    """The sandbox's latency is spent holding the key: the second request is refused while
+    the first is still running, and the key then replays the first answer."""
+    slow = Sandbox(
+        SandboxConfig(database_url=sandbox_config.database_url, latency_ms=400), clock=clock
+    )
+    await slow.start()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=slow.app),
+            base_url="http://s",
+            headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "slow"},
+        ) as client:
+            both = await asyncio.gather(*(client.post("/v1/customers") for _ in range(2)))
+            statuses = sorted(response.status_code for response in both)
+            assert statuses == [200, 409]
+            [done] = [response for response in both if response.status_code == 200]
+            [busy] = [response for response in both if response.status_code == 409]
+            assert busy.json()["error"]["code"] == "idempotency_key_in_use"
+            third = await client.post("/v1/customers")
+            assert third.json()["id"] == done.json()["id"]
+    finally:
+        await slow.stop()
+
+
+async def test_a_stored_500_is_replayed_for_its_key(
+    flows: Any, api: httpx.AsyncClient, faulty: tuple[StripeGateway, Any]
+) -> None:
+    """Stripe keeps a 500 as the key's answer: re-sending gets it again (and says not to
+    retry), so only a lookup finds the charge that was made."""
+    adapter, transport = faulty
+    setup = await flows.register("4242424242424242", "reg-stored")
+    flows.gateway = adapter
+    transport.fault = "error_stored"
+    for _ in range(3):
+        with pytest.raises(OutcomeUnknown):
+            await flows.charge(setup, "ren-stored-attempt-1")
+    [made] = await ledger_charges(api)
+    assert made["status"] == "succeeded"
+    found = await adapter.find_charge("ren-stored-attempt-1")
+    assert found is not None and found.charge_id == made["id"]
+    raw = await api.post(
+        "/v1/customers", headers={"Idempotency-Key": "stored", "X-Sandbox-Fault": "error_stored"}
+    )
+    replay = await api.post("/v1/customers", headers={"Idempotency-Key": "stored"})
+    for response in (raw, replay):
+        assert response.status_code == 500
+        assert response.headers["stripe-should-retry"] == "false"
+        assert response.json()["error"]["type"] == "api_error"
+    assert replay.headers["idempotent-replayed"] == "true"
