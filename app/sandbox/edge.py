@@ -14,7 +14,8 @@ Faults are the ones a real gateway has, in the shapes that matter to a billing e
   retry with the same key gets that 5xx again (`Stripe-Should-Retry: false`): only a lookup
   (search by metadata) tells what happened. Asked for by header only.
 A test picks one for a request with the `X-Sandbox-Fault` header; otherwise each POST draws
-one of the first three with probability `fault_rate`.
+one of the first three with probability `fault_rate`. Latency likewise: `latency_ms` for every
+call, or `X-Sandbox-Latency-Ms` for one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from app.sandbox.errors import StripeError
 RANDOM_FAULTS = ("error_before", "error_after", "hang_after")
 FAULTS = (*RANDOM_FAULTS, "error_stored")
 FAULT_HEADER = "x-sandbox-fault"
+LATENCY_HEADER = "x-sandbox-latency-ms"
+MAX_ASKED_LATENCY_MS = 10_000
 
 KeyKind = Literal["secret", "publishable"]
 
@@ -105,7 +108,12 @@ class Chaos:
         self.config = config
         self.rng = rng or random.Random()  # noqa: S311
 
-    def latency_seconds(self) -> float:
+    def latency_seconds(self, request: Request | None = None) -> float:
+        """The delay added to a call: `X-Sandbox-Latency-Ms` for this request (a test asking
+        for one slow call), else drawn from the settings."""
+        asked = request.headers.get(LATENCY_HEADER) if request is not None else None
+        if asked is not None and asked.isdigit():
+            return min(int(asked), MAX_ASKED_LATENCY_MS) / 1000
         median = self.config.latency_ms / 1000
         if median <= 0:
             return 0.0

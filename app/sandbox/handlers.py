@@ -53,7 +53,7 @@ def guarded(handler: Handler, access: Access) -> Handler:
                 raise secret_key_required()
             request.state.publishable = kind == "publishable"
             runtime.limiter.check()
-            delay = runtime.chaos.latency_seconds()
+            delay = runtime.chaos.latency_seconds(request)
             if request.method == "POST" and "idempotency-key" in request.headers:
                 # Spent while the request holds its key, as a slow request at Stripe does:
                 # a second request with the key meanwhile gets 409 idempotency_key_in_use.

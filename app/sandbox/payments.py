@@ -189,9 +189,7 @@ async def _settle(
     authenticated: bool = False,
 ) -> Outcome:
     """Charge the card: the attempt's charge, the intent's new status, the events."""
-    charge = await make_charge(
-        session, ctx, intent, method, decline, authenticated=authenticated
-    )
+    charge = await make_charge(session, ctx, intent, method, decline, authenticated=authenticated)
     if decline is None:
         intent.status = "succeeded"
         if intent.setup_future_usage == "off_session":

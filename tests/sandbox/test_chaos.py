@@ -26,6 +26,15 @@ def test_fixed_and_random_latency() -> None:
     assert draws[-1] > 0.08  # with a tail
 
 
+def test_one_request_may_ask_for_its_latency() -> None:
+    chaos = Chaos(SandboxConfig(database_url="x", latency_ms=40))
+    asked = Request({"type": "http", "headers": [(b"x-sandbox-latency-ms", b"1500")]})
+    assert chaos.latency_seconds(asked) == 1.5
+    greedy = Request({"type": "http", "headers": [(b"x-sandbox-latency-ms", b"999999")]})
+    assert chaos.latency_seconds(greedy) == 10
+    assert chaos.latency_seconds(request()) == 0.04
+
+
 def test_fault_rate_and_the_fault_header() -> None:
     never = Chaos(SandboxConfig(database_url="x"))
     assert never.fault_for(request()) is None

@@ -309,31 +309,17 @@ async def test_a_key_in_flight_is_409_at_once_not_a_wait(
     assert again.json() == taken.json() and again.headers["idempotent-replayed"] == "true"
 
 
-async def test_a_slow_request_holds_its_key(
-    sandbox_config: SandboxConfig, clock: FrozenClock
-) -> None:
+async def test_a_slow_request_holds_its_key(api: httpx.AsyncClient) -> None:
     """The sandbox's latency is spent holding the key: the second request is refused while
     the first is still running, and the key then replays the first answer."""
-    slow = Sandbox(
-        SandboxConfig(database_url=sandbox_config.database_url, latency_ms=400), clock=clock
-    )
-    await slow.start()
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=slow.app),
-            base_url="http://s",
-            headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": "slow"},
-        ) as client:
-            both = await asyncio.gather(*(client.post("/v1/customers") for _ in range(2)))
-            statuses = sorted(response.status_code for response in both)
-            assert statuses == [200, 409]
-            [done] = [response for response in both if response.status_code == 200]
-            [busy] = [response for response in both if response.status_code == 409]
-            assert busy.json()["error"]["code"] == "idempotency_key_in_use"
-            third = await client.post("/v1/customers")
-            assert third.json()["id"] == done.json()["id"]
-    finally:
-        await slow.stop()
+    headers = {"Idempotency-Key": "slow", "X-Sandbox-Latency-Ms": "400"}
+    both = await asyncio.gather(*(api.post("/v1/customers", headers=headers) for _ in range(2)))
+    assert sorted(response.status_code for response in both) == [200, 409]
+    [done] = [response for response in both if response.status_code == 200]
+    [busy] = [response for response in both if response.status_code == 409]
+    assert busy.json()["error"]["code"] == "idempotency_key_in_use"
+    third = await api.post("/v1/customers", headers={"Idempotency-Key": "slow"})
+    assert third.json()["id"] == done.json()["id"]
 
 
 async def test_a_stored_500_is_replayed_for_its_key(
