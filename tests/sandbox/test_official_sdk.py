@@ -253,10 +253,18 @@ def test_a_stored_500_is_not_retried_by_the_sdk(live: Live) -> None:
 
 
 async def test_the_async_client_on_httpx(live: Live) -> None:
+    http_client = stripe.HTTPXClient()
+    try:
+        await async_client_flow(live, http_client)
+    finally:
+        await http_client.close_async()
+
+
+async def async_client_flow(live: Live, http_client: stripe.HTTPXClient) -> None:
     client = stripe.StripeClient(
         API_KEY,
         base_addresses={"api": live.url},
-        http_client=stripe.HTTPXClient(),
+        http_client=http_client,
         max_network_retries=0,
     )
     customer = await client.customers.create_async(params={"email": "a@example.test"})
