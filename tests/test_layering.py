@@ -20,8 +20,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import app
 
 # module -> {imported module: line of its first import}
@@ -141,12 +139,8 @@ def imports_between(graph: Graph, importer: str, imported: str) -> list[str]:
 APP_GRAPH = import_graph(Path(app.__file__).parent, "app")
 
 
-def _in_sandbox(component: list[str]) -> bool:
-    return all(module.startswith("app.sandbox.") for module in component)
-
-
-def test_app_has_no_import_circles_outside_the_sandbox() -> None:
-    found = [c for c in circles(APP_GRAPH) if not _in_sandbox(c)]
+def test_app_has_no_import_circles() -> None:
+    found = circles(APP_GRAPH)
     assert not found, "import circles:\n" + "\n".join(describe(APP_GRAPH, c) for c in found)
 
 
@@ -156,22 +150,6 @@ def test_renewals_do_not_import_sepa() -> None:
     assert not found, "renewals import sepa:\n" + "\n".join(found)
 
 
-# The xfail marks below are for work under way on another branch (issue 18): each check
-# already finds what it looks for, and `strict` turns the fix into a failure (XPASS) here
-# until the mark is removed together with that fix.
-
-
-@pytest.mark.xfail(
-    strict=True, reason="issue 18: sandbox/api <-> sandbox/app <-> sandbox/challenge, being undone"
-)
-def test_the_sandbox_has_no_import_circles() -> None:
-    found = [c for c in circles(APP_GRAPH) if _in_sandbox(c)]
-    assert not found, "import circles:\n" + "\n".join(describe(APP_GRAPH, c) for c in found)
-
-
-@pytest.mark.xfail(
-    strict=True, reason="issue 18: the sandbox stops using the Stripe adapter's form decoder"
-)
 def test_the_sandbox_does_not_import_the_gateways() -> None:
     # The sandbox stands in for Stripe: it may know nothing of the client that talks to it.
     found = imports_between(APP_GRAPH, "app.sandbox", "app.gateways")
