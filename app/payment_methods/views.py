@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.core.settings import Settings
-
 from app.payment_methods.models import (
     Mandate,
     MandateStatus,
