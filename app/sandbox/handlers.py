@@ -77,9 +77,10 @@ def check_client_secret(
         return
     given = text(params, "client_secret")
     if given is None or not hmac.compare_digest(given.encode(), client_secret.encode()):
+        name = {"setup_intent": "SetupIntent", "payment_intent": "PaymentIntent"}[kind]
         raise invalid_request(
             f"The client_secret provided does not match the client_secret associated with the "
-            f"{kind.replace('_', '')}.",
+            f"{name}.",
             param="client_secret",
             code=f"{kind}_invalid_parameter",
         )

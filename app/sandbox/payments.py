@@ -95,7 +95,9 @@ async def create_payment_intent(
         )
     future_usage = text(params, "setup_future_usage")
     if future_usage not in (None, "on_session", "off_session"):
-        raise invalid_request(f"Invalid setup_future_usage: {future_usage}", param="usage")
+        raise invalid_request(
+            f"Invalid setup_future_usage: {future_usage}", param="setup_future_usage"
+        )
     method_id = text(params, "payment_method")
     method = await get_payment_method(session, ctx, method_id) if method_id else None
     if method is not None:
