@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import stripe
@@ -158,11 +158,10 @@ class StripeGateway:
         return setup_from_stripe(intent)
 
     async def refresh_setup(self, setup_id: str) -> CardSetup:
-        # Stripe reads a list in a query as `expand[]=x` or as the SDK's `expand[0]=x`; the
-        # bundled sandbox reads the first form only, so the key is spelt out here.
-        expand: Any = {"expand[]": "payment_method"}
         intent = await self._call(
-            self._v1.setup_intents.retrieve_async(_path_id(setup_id, "seti_"), params=expand)
+            self._v1.setup_intents.retrieve_async(
+                _path_id(setup_id, "seti_"), params={"expand": ["payment_method"]}
+            )
         )
         return setup_from_stripe(intent)
 
