@@ -139,7 +139,9 @@ def _action_url(error: dict[str, Any]) -> str | None:
     return None
 
 
-def _card_error(error: dict[str, Any], message: str) -> GatewayError:
+def card_error(error: dict[str, Any], message: str) -> CardDeclined | AuthenticationRequired:
+    """A card error object (an API error, or a PaymentIntent's `last_payment_error` with the
+    intent under `payment_intent`) → the decline, hard or soft, or the call for 3-D Secure."""
     code = error.get("code")
     decline_code = error.get("decline_code")
     if code in AUTHENTICATION_CODES or decline_code in AUTHENTICATION_CODES:
@@ -180,7 +182,7 @@ def error_from_stripe(exc: stripe.StripeError) -> GatewayError:
     if should_retry == "true":
         return OutcomeUnknown(message)
     if isinstance(exc, stripe.CardError) or error.get("type") == "card_error":
-        return _card_error(error, message)
+        return card_error(error, message)
     if isinstance(exc, stripe.InvalidRequestError) and error:
         return InvalidCardRequest(
             message, code=str(error.get("code") or error.get("type") or "invalid_request")

@@ -33,7 +33,7 @@ _CHARGE_STATUS: dict[str, ChargeStatus] = {
 CHARGE_PRIORITY = {"succeeded": 0, "processing": 1, "requires_capture": 1, "requires_action": 2}
 
 
-def _card(payment_method: Mapping[str, Any]) -> CardDetails:
+def card_from_stripe(payment_method: Mapping[str, Any]) -> CardDetails:
     card = payment_method.get("card") or {}
     return CardDetails(
         brand=str(card.get("brand") or "unknown"),
@@ -73,7 +73,7 @@ def setup_from_stripe(intent: Mapping[str, Any]) -> CardSetup:
         status=_SETUP_STATUS.get(str(intent.get("status")), "failed"),
         gateway_customer_id=_object_id(intent.get("customer")),
         gateway_payment_method_id=str(payment_method["id"]),
-        card=_card(payment_method),
+        card=card_from_stripe(payment_method),
         action_url=_redirect_url(intent),
         failure_code=error.get("code"),
         decline_code=error.get("decline_code"),
