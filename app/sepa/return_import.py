@@ -24,7 +24,8 @@ What a return does (by `return_records.classify`):
                   revoked: the customer must register the account again (accepting a new
                   mandate) or choose another method. `failed` rather than `revoked` keeps
                   the reason visible to the customer, who removes the method themselves.
-    refund        (MD06) the renewal is `refunded` (`renewal.refunded`)
+    refund        (MD06) the renewal is `refunded` (`renewal.refunded`), by the rule a card
+                  refund follows too (app/renewals/reversal.py)
     other         the renewal fails with the code; no automatic retry (our side to look at)
 
 A pain.002 reject of a FRST collection means the mandate was never used: unless another
@@ -44,20 +45,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict
 from app.core.ids import new_id
 from app.core.settings import Settings
-from app.events.payloads import ServiceRenewalReversedData
-from app.events.service import emit
 from app.payment_methods import events as method_events
 from app.payment_methods.models import MandateStatus
+from app.renewals import reversal
 from app.renewals.dunning import after_soft_failure
-from app.renewals.models import Renewal
-from app.renewals.notify import Before, emit_transition, renewal_data
+from app.renewals.notify import Before, emit_transition
 from app.sepa import repository
 from app.sepa.collections import close_attempt, finish_renewal
 from app.sepa.models import SepaCollection, SepaReturn, SepaReturnFile
 from app.sepa.return_records import BatchRejection, ReturnAction, ReturnRecord, classify
 from app.sepa.returns import parse_return_file
 from app.sepa.sequence import SequenceType
-from app.services.models import Service
 
 log = logging.getLogger("autorenew.sepa")
 
@@ -198,8 +196,15 @@ async def apply_return(
     await close_attempt(session, collection, "failed", now, failure, reason_code=code)
     renewal, service = await repository.lock_renewal_and_service(session, collection.renewal_id)
     before = Before.of(renewal, service)
-    await _reverse(session, renewal, service, code, now)
     action = classify(code)
+    if action is ReturnAction.REFUND:
+        await reversal.refund(
+            session, renewal, service, reason=f"sepa_return:{code}", code=failure, now=now
+        )
+    else:
+        await reversal.reverse_extension(
+            session, renewal, service, reason=f"sepa_return:{code}", now=now
+        )
     if record.source == "pain.002" and collection.sequence_type == SequenceType.FIRST.value:
         await _first_again(session, collection)
 
@@ -220,51 +225,13 @@ async def apply_return(
             renewal.next_attempt_at, renewal.finished_at = decision.retry_at, None
             renewal.updated_at = now
     elif action is ReturnAction.REFUND:
-        finish_renewal(renewal, "refunded", now, failure)
-        await emit(
-            session,
-            type="renewal.refunded",
-            resource_id=renewal.id,
-            customer_id=renewal.customer_id,
-            data=renewal_data(renewal),
-            now=now,
-        )
-        return "applied"
+        return "applied"  # refunded above, with its events
     else:
         finish_renewal(renewal, "failed", now, failure)
         if action is ReturnAction.METHOD_UNUSABLE:
             await _method_unusable(session, collection, failure, now)
     await emit_transition(session, renewal, service, before, now)
     return "applied"
-
-
-async def _reverse(
-    session: AsyncSession, renewal: Renewal, service: Service, code: str, now: datetime
-) -> None:
-    if renewal.status != "succeeded":
-        return
-    if service.expires_at != renewal.period_end:
-        log.warning(
-            "sepa return: the service expiry moved since the renewal; not reversed",
-            extra={"renewal_id": renewal.id, "service_id": service.id},
-        )
-        return
-    service.expires_at, service.updated_at = renewal.period_start, now
-    await emit(
-        session,
-        type="service.renewal_reversed",
-        resource_id=service.id,
-        customer_id=service.customer_id,
-        data=ServiceRenewalReversedData(
-            service_id=service.id,
-            customer_id=service.customer_id,
-            renewal_id=renewal.id,
-            reason=f"sepa_return:{code}",
-            expires_at=renewal.period_start,
-            reversed_expires_at=renewal.period_end,
-        ),
-        now=now,
-    )
 
 
 async def _method_unusable(
