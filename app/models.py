@@ -9,6 +9,7 @@ from app.events.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.gateway_events.models import GatewayEvent
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
 from app.sepa.models import SepaBatch, SepaCollection, SepaReturn, SepaReturnFile
@@ -18,6 +19,7 @@ __all__ = [
     "Base",
     "Event",
     "EventSequence",
+    "GatewayEvent",
     "IdempotencyRecord",
     "Mandate",
     "PaymentMethod",

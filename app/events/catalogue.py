@@ -57,6 +57,12 @@ def _types() -> list[EventType]:
         (f"{pm}.expiring", p.PaymentMethodData, pm, "A card expires before its next use."),
         (f"{pm}.expired", p.PaymentMethodData, pm, "A card is past its expiry date."),
         (f"{pm}.revoked", p.PaymentMethodData, pm, "A payment method was removed or revoked."),
+        (
+            f"{pm}.updated",
+            p.PaymentMethodData,
+            pm,
+            "A card's details changed at the gateway (card updater: new expiry or last 4).",
+        ),
         ("mandate.accepted", p.MandateAcceptedData, pm, "A SEPA mandate was signed."),
         (
             "service.payment_method_changed",
@@ -81,6 +87,13 @@ def _types() -> list[EventType]:
         ),
         (f"{ren}.canceled", p.RenewalData, ren, "A renewal will not be charged."),
         (f"{ren}.refunded", p.RenewalData, ren, "A paid renewal was refunded or returned."),
+        (
+            f"{ren}.disputed",
+            p.RenewalDisputedData,
+            ren,
+            "The customer disputed a renewal's charge with their bank, or the dispute was "
+            "decided; nothing is reversed here: provisioning decides.",
+        ),
         ("service.renewed", p.ServiceRenewedData, "service", "A service's expiry moved forward."),
         (
             "service.renewal_reversed",

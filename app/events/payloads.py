@@ -42,7 +42,7 @@ class CardDetails(Payload):
 
 
 class PaymentMethodData(Payload):
-    """payment_method.created | validated | failed | expiring | expired | revoked"""
+    """payment_method.created | validated | failed | expiring | expired | revoked | updated"""
 
     id: str
     customer_id: str
@@ -112,6 +112,23 @@ class RenewalData(Payload):
     sepa_debit: SepaCollectionDetails | None = Field(
         default=None, description="For a SEPA renewal: the collection (the pre-notification)."
     )
+
+
+class DisputeDetails(Payload):
+    id: str = Field(description="The gateway's dispute id.")
+    status: str = Field(
+        description="The gateway's dispute status: warning_needs_response, needs_response, "
+        "under_review, won, lost, …"
+    )
+    reason: str | None = Field(default=None, description="The gateway's reason code.")
+    amount: Money
+    disputed_at: datetime
+
+
+class RenewalDisputedData(RenewalData):
+    """renewal.disputed: the renewal as it stands (still paid) and its dispute."""
+
+    dispute: DisputeDetails
 
 
 class ServiceRenewedData(Payload):

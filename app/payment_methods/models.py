@@ -67,6 +67,9 @@ class PaymentMethod(Base):
             postgresql_where=text("is_default"),
         ),
         Index("ix_payment_methods_customer_created", "customer_id", "created_at", "id"),
+        # The gateway's webhooks name a card by its gateway ids.
+        Index("ix_payment_methods_gateway_payment_method_id", "gateway_payment_method_id"),
+        Index("ix_payment_methods_gateway_setup_id", "gateway_setup_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

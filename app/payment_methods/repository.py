@@ -137,3 +137,32 @@ async def cards_past_expiry(
         .with_for_update(of=PaymentMethod, skip_locked=True)
     )
     return list((await session.scalars(query)).all())
+
+
+async def cards_with_gateway_id(
+    session: AsyncSession, gateway_payment_method_id: str
+) -> list[PaymentMethod]:
+    """Every card row (of any status) that holds this gateway payment method, locked: the
+    gateway's reports about it apply to each."""
+    query = (
+        _methods()
+        .where(
+            PaymentMethod.type == "card",
+            PaymentMethod.gateway_payment_method_id == gateway_payment_method_id,
+        )
+        .order_by(PaymentMethod.created_at, PaymentMethod.id)
+        .with_for_update(of=PaymentMethod)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def card_with_setup_id(session: AsyncSession, setup_id: str) -> PaymentMethod | None:
+    """The card being set up by this gateway set-up (3-D Secure), locked like a validate."""
+    query = (
+        _methods()
+        .where(PaymentMethod.type == "card", PaymentMethod.gateway_setup_id == setup_id)
+        .order_by(PaymentMethod.created_at.desc(), PaymentMethod.id)
+        .limit(1)
+        .with_for_update(of=PaymentMethod)
+    )
+    return (await session.scalars(query)).first()

@@ -58,6 +58,12 @@ class Renewal(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     failure_reason: Mapped[str | None] = mapped_column(String(255), default=None)
     action_url: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # A dispute (chargeback) of the renewal's charge, as the gateway last reported it. The
+    # renewal stays paid: provisioning decides what a dispute means for the service.
+    dispute_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    dispute_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    dispute_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
@@ -71,6 +77,8 @@ class RenewalAttempt(Base):
     __table_args__ = (
         UniqueConstraint("renewal_id", "number"),
         UniqueConstraint("idempotency_key"),
+        # The gateway's webhooks name a charge by its id.
+        Index("ix_renewal_attempts_gateway_charge_id", "gateway_charge_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.money import Money
 from app.renewals import repository
 from app.renewals.models import Renewal
-from app.renewals.schemas import AttemptOut, RenewalOut
+from app.renewals.schemas import AttemptOut, DisputeOut, RenewalOut
 
 
 async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[RenewalOut]:
@@ -32,7 +32,19 @@ async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[Renew
             created_at=r.created_at,
             updated_at=r.updated_at,
             finished_at=r.finished_at,
+            dispute=_dispute(r),
             attempts=[AttemptOut.model_validate(a) for a in attempts[r.id]],
         )
         for r in renewals
     ]
+
+
+def _dispute(renewal: Renewal) -> DisputeOut | None:
+    if renewal.dispute_id is None or renewal.disputed_at is None:
+        return None
+    return DisputeOut(
+        id=renewal.dispute_id,
+        status=renewal.dispute_status or "unknown",
+        reason=renewal.dispute_reason,
+        disputed_at=renewal.disputed_at,
+    )

@@ -143,7 +143,8 @@ async def lock_for_settlement(
     """Attempts being settled with their renewals and services, locked in one round trip.
 
     Rows are locked in renewal id order, so two transactions settling overlapping groups
-    wait for each other instead of deadlocking.
+    wait for each other instead of deadlocking. What the session read of them before the
+    lock is replaced by what the lock read: another transaction may have settled them since.
     """
     query = (
         select(Renewal, RenewalAttempt, Service)
@@ -152,9 +153,27 @@ async def lock_for_settlement(
         .where(RenewalAttempt.id.in_(attempt_ids))
         .order_by(Renewal.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     rows = (await session.execute(query)).all()
     return {attempt.id: (renewal, attempt, service) for renewal, attempt, service in rows}
+
+
+async def attempt_with_charge(session: AsyncSession, charge_id: str) -> RenewalAttempt | None:
+    """The latest attempt that recorded this gateway charge (a charge confirmed again, on
+    session, may be recorded by a later attempt of the same renewal)."""
+    query = (
+        select(RenewalAttempt)
+        .where(RenewalAttempt.gateway_charge_id == charge_id)
+        .order_by(RenewalAttempt.started_at.desc(), RenewalAttempt.number.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def attempt_with_key(session: AsyncSession, idempotency_key: str) -> RenewalAttempt | None:
+    query = select(RenewalAttempt).where(RenewalAttempt.idempotency_key == idempotency_key)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def open_attempt(session: AsyncSession, renewal_id: str) -> RenewalAttempt | None:

@@ -26,6 +26,15 @@ class AttemptOut(BaseModel):
     finished_at: datetime | None
 
 
+class DisputeOut(BaseModel):
+    id: str = Field(description="The gateway's dispute id.")
+    status: str = Field(
+        description="As the gateway last reported it: needs_response, under_review, won, lost, …"
+    )
+    reason: str | None = Field(description="The gateway's reason code (fraudulent, …).")
+    disputed_at: datetime
+
+
 class RenewalOut(BaseModel):
     id: str
     service_id: str
@@ -45,6 +54,9 @@ class RenewalOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    dispute: DisputeOut | None = Field(
+        description="The customer disputed the charge with their bank (the renewal stays paid)."
+    )
     attempts: list[AttemptOut]
 
 

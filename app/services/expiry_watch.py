@@ -1,6 +1,8 @@
 """Warn before a card stops a renewal: a card that will have expired by its service's next
-charge date is announced once (`payment_method.expiring`), early enough for the customer to
-add another card. Readiness says the same to the customer area on every read."""
+charge date is announced once per expiry date (`payment_method.expiring`), early enough for
+the customer to add another card. A card the card updater moved to a new date is warned
+about again when that one comes near. Readiness says the same to the customer area on every
+read."""
 
 from __future__ import annotations
 
@@ -23,11 +25,17 @@ from app.services.models import Service
 HORIZON = timedelta(days=60)
 
 
-async def _already_announced(session: AsyncSession, method_id: str) -> bool:
-    query = select(Event.id).where(
-        Event.type == "payment_method.expiring", Event.resource_id == method_id
+async def _already_announced(session: AsyncSession, method: PaymentMethod) -> bool:
+    """Whether the card's present expiry date was announced (the event's data has it)."""
+    query = select(Event.data).where(
+        Event.type == "payment_method.expiring", Event.resource_id == method.id
     )
-    return (await session.execute(query.limit(1))).first() is not None
+    expiry = {"exp_month": method.card_exp_month, "exp_year": method.card_exp_year}
+    for data in (await session.execute(query)).scalars():
+        card = data.get("card") or {}
+        if {key: card.get(key) for key in expiry} == expiry:
+            return True
+    return False
 
 
 async def announce_expiring_cards(
@@ -58,7 +66,7 @@ async def announce_expiring_cards(
         )
         if valid_until is None or valid_until > charge_at:
             continue
-        if await _already_announced(session, method.id):
+        if await _already_announced(session, method):
             continue
         await events.announce(session, "expiring", method, now)
         announced.add(method.id)

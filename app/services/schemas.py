@@ -21,6 +21,7 @@ Readiness = Literal[
     "payment_method_not_validated",
     "payment_method_expired",
     "payment_method_revoked",
+    "payment_method_failed",
     "payment_method_expires_before_renewal",
     "currency_not_supported_by_method",
 ]

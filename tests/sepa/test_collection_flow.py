@@ -176,7 +176,7 @@ async def test_an_md01_return_makes_the_method_unusable(
     assert len(await events_of(session, "payment_method.failed")) == 1
     assert len(await events_of(session, "renewal.failed")) == 1
     shown = await client.get(f"/v1/services/{'host-1'}", headers=auth("cus_1"))
-    assert shown.json()["renewal_readiness"] == "payment_method_not_validated"
+    assert shown.json()["renewal_readiness"] == "payment_method_failed"
 
 
 async def test_an_md06_refund_marks_the_renewal_refunded(

@@ -215,6 +215,7 @@ async def test_a_card_expiring_before_the_charge_is_refused(
         ("none", "no_payment_method"),
         ("requires_action", "payment_method_not_validated"),
         ("revoked", "payment_method_revoked"),
+        ("failed", "payment_method_failed"),
         ("expired", "payment_method_expired"),
         ("expires_soon", "payment_method_expires_before_renewal"),
         ("usd_on_sepa", "currency_not_supported_by_method"),
@@ -240,7 +241,7 @@ async def test_every_readiness_state(
     if setup == "usd_on_sepa":
         method = await factories.sepa_method(session, "cus_1", now=now)
     elif setup != "none":
-        statuses = {"requires_action": "requires_action", "revoked": "revoked"}
+        statuses = {"requires_action": "requires_action", "revoked": "revoked", "failed": "failed"}
         method = await factories.card_method(
             session, "cus_1", now=now, status=statuses.get(setup, "validated"),
             exp=(11, 2026) if setup == "expires_soon" else (12, 2030),

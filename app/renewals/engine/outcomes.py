@@ -156,6 +156,7 @@ def finish(
     renewal.status = status
     renewal.failure_code = code if status != "succeeded" else None
     renewal.failure_reason = reason or code if status != "succeeded" else None
+    renewal.action_url = None  # a finished renewal asks nothing more of the customer
     renewal.next_attempt_at = None
     renewal.lease_owner, renewal.lease_expires_at = None, None
     renewal.updated_at = now

@@ -95,8 +95,8 @@ async def _settle_together(
             if job.reconcile:
                 attempt.reconciled = True
                 tally.reconciled += 1
-            before = Before.of(renewal, service)
-            apply_outcome(
+            events += await settle_attempt(
+                session,
                 renewal,
                 attempt,
                 service,
@@ -106,10 +106,29 @@ async def _settle_together(
                 settings,
                 looked_up=job.lookup_only,
             )
-            await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
-            events += transition_events(renewal, service, before)
         await emit_all(session, events, now=now)
     return tally
+
+
+async def settle_attempt(
+    session: AsyncSession,
+    renewal: Renewal,
+    attempt: RenewalAttempt,
+    service: Service,
+    outcome: Outcome,
+    now: datetime,
+    tally: SweepSummary,
+    settings: Settings,
+    *,
+    looked_up: bool = False,
+) -> list[NewEvent]:
+    """Settle one open attempt (its rows locked by the caller) with the gateway's answer
+    (`looked_up`: to a lookup of it), then the fallback; returns the events the change
+    owes, for the caller to emit."""
+    before = Before.of(renewal, service)
+    apply_outcome(renewal, attempt, service, outcome, now, tally, settings, looked_up=looked_up)
+    await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
+    return transition_events(renewal, service, before)
 
 
 def apply_outcome(
