@@ -12,6 +12,7 @@ from app.caller.routes import router as caller_router
 from app.events.catalogue import document_webhooks
 from app.events.endpoint_routes import router as webhook_endpoints_router
 from app.events.routes import router as events_router
+from app.gateway_events.routes import router as gateway_webhooks_router
 from app.health.routes import router as health_router
 from app.payment_methods.routes import router as payment_methods_router
 from app.renewals.routes import admin_router as renewals_admin_router
@@ -33,6 +34,7 @@ ROUTERS = (
     sepa_router,  # /v1/admin/sepa/batches… /v1/admin/sepa/collections /v1/admin/sepa/returns
     events_router,  # /v1/events /v1/admin/events[/{id}/redeliver|/dispatch]
     webhook_endpoints_router,  # /v1/admin/webhook-endpoints
+    gateway_webhooks_router,  # /v1/gateway-webhooks/stripe (signed by Stripe, no token)
 )
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from app.core.settings import ConfigurationError, Settings, normalise_database_url
+from app.core.settings import (
+    DEV_SANDBOX_WEBHOOK_SECRET,
+    ConfigurationError,
+    Settings,
+    normalise_database_url,
+)
 
 SAFE = {
     "jwt_secret": SecretStr("a-production-secret-that-is-long-enough-1234"),
@@ -35,6 +40,33 @@ def test_production_with_safe_settings_starts() -> None:
 def test_production_refuses_unsafe_settings(override: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Settings(env="production", **{**SAFE, **override}).check()
+
+
+STRIPE = {"gateway": "stripe", "gateway_api_key": SecretStr("sk_live_a_real_looking_key")}
+
+
+def test_production_on_stripe_needs_the_webhook_signing_secret() -> None:
+    # Without it, card updates, detached cards, disputes and refunds would never arrive.
+    with pytest.raises(ConfigurationError, match="AUTORENEW_GATEWAY_WEBHOOK_SECRET is needed"):
+        Settings(env="production", **SAFE, **STRIPE).check()
+    configured = Settings(
+        env="production", **SAFE, **STRIPE, gateway_webhook_secret=SecretStr("whsec_0123abcd")
+    )
+    configured.check()
+    assert configured.webhook_signing_secret == "whsec_0123abcd"
+
+
+@pytest.mark.parametrize("secret", ["sk_live_not_a_signing_secret", DEV_SANDBOX_WEBHOOK_SECRET])
+def test_a_stripe_webhook_secret_must_be_a_real_signing_secret(secret: str) -> None:
+    with pytest.raises(ConfigurationError, match="AUTORENEW_GATEWAY_WEBHOOK_SECRET must be"):
+        Settings(**STRIPE, gateway_webhook_secret=SecretStr(secret)).check()
+
+
+def test_webhooks_verify_with_the_sandbox_secret_in_development() -> None:
+    assert Settings().webhook_signing_secret == DEV_SANDBOX_WEBHOOK_SECRET
+    # On Stripe in development, without a secret the route refuses every event (503).
+    Settings(**STRIPE).check()
+    assert Settings(**STRIPE).webhook_signing_secret is None
 
 
 def test_development_allows_the_defaults() -> None:

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     # The publishable key (`pk_…`) the SPA tokenizes cards with, served by
     # GET /v1/payment-methods/setup; None: the sandbox's development key with gateway=sandbox.
     gateway_publishable_key: str | None = None
+    # The signing secret (`whsec_…`) of the webhook endpoint that sends Stripe's events to
+    # POST /v1/gateway-webhooks/stripe. None: AUTORENEW_SANDBOX_WEBHOOK_SECRET with
+    # gateway=sandbox; with gateway=stripe, events are refused (and production will not start).
+    gateway_webhook_secret: SecretStr | None = None
     gateway_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     gateway_timeout_seconds: float = Field(default=30.0, gt=0)
     gateway_max_connections: int = Field(default=20, ge=1)
@@ -255,6 +259,7 @@ class Settings(BaseSettings):
         ):
             problems.append("AUTORENEW_GATEWAY_API_KEY must be a Stripe secret key (sk_…)")
         problems.extend(self._publishable_key_problems())
+        problems.extend(self._webhook_secret_problems())
         if self.gateway == "sandbox" and not self.sandbox_mounted and not self.gateway_base_url:
             problems.append(
                 "AUTORENEW_GATEWAY=sandbox with AUTORENEW_SANDBOX_MOUNTED=false needs "
@@ -317,6 +322,35 @@ class Settings(BaseSettings):
             return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY and _API_KEY are of different modes"]
         if self.gateway == "sandbox" and key.startswith("pk_live_"):
             return ["the sandbox gateway takes test keys only (pk_test_…)"]
+        return []
+
+    @property
+    def webhook_signing_secret(self) -> str | None:
+        """The secret Stripe's (or the sandbox's) webhooks are verified with, if any."""
+        if self.gateway_webhook_secret is not None:
+            return self.gateway_webhook_secret.get_secret_value()
+        if self.gateway == "sandbox":
+            return self.sandbox_webhook_secret.get_secret_value()  # what the sandbox signs with
+        return None
+
+    def _webhook_secret_problems(self) -> list[str]:
+        secret = self.gateway_webhook_secret
+        if self.gateway != "stripe":
+            return []
+        if secret is None:
+            if self.env == "production":
+                # Without it card updates, detached cards, disputes and refunds never arrive.
+                return [
+                    "AUTORENEW_GATEWAY_WEBHOOK_SECRET is needed with AUTORENEW_GATEWAY=stripe: "
+                    "Stripe's webhooks are verified with it"
+                ]
+            return []
+        value = secret.get_secret_value()
+        if value == DEV_SANDBOX_WEBHOOK_SECRET or not value.startswith("whsec_"):
+            return [
+                "AUTORENEW_GATEWAY_WEBHOOK_SECRET must be the signing secret (whsec_…) of the "
+                "Stripe webhook endpoint"
+            ]
         return []
 
     def _sepa_problems(self) -> list[str]:
