@@ -395,9 +395,7 @@ def renewal_readiness(
         return "no_payment_method"
     if method.status in ("revoked", "expired"):
         return "payment_method_revoked" if method.status == "revoked" else "payment_method_expired"
-    if method.status == "failed":
-        # Validated once, then no longer chargeable: the gateway detached the card, or a
-        # SEPA return ended the mandate. Another method is the fix, not a new validation.
+    if method.status == "failed":  # a detached card, a mandate a SEPA return ended
         return "payment_method_failed"
     if method.status != "validated":
         return "payment_method_not_validated"
