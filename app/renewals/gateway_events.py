@@ -3,9 +3,10 @@
     settle_from_gateway  a charge's outcome: the attempt that made it is settled once, by
                          the engine's own rules (engine/settle.py). It serves an attempt
                          whose answer was lost (still `processing`), and one waiting for the
-                         customer's 3-D Secure (`requires_action`) that the customer then
-                         paid on session. Anything else is left alone: an attempt settled
-                         already, or one whose renewal has moved on (a later attempt).
+                         customer's 3-D Secure (`requires_action`, or queued again by a
+                         retry) that the customer then paid on session. Anything else is
+                         left alone: an attempt settled already, or one whose renewal has
+                         moved on (a later attempt).
     record_dispute       a charge disputed with the bank: the renewal shows the dispute and
                          `renewal.disputed` goes out; nothing is reversed here, provisioning
                          decides
@@ -126,9 +127,11 @@ def _still_open(renewal: Renewal, attempt: RenewalAttempt, outcome: Outcome) -> 
         return False  # a later attempt (or another method) has taken over the renewal
     if attempt.status == "processing":
         return renewal.status == "processing"
-    if attempt.status == "requires_action" and renewal.status == "requires_action":
+    if attempt.status == "requires_action" and renewal.status in ("requires_action", "scheduled"):
         # Only the customer's completed payment changes a renewal that waits for them; a
-        # failed authentication leaves it waiting (they can pay with another method).
+        # failed authentication leaves it waiting (they can pay with another method). Paid
+        # after a retry put it back in the queue (an old tab), it is paid: charging it
+        # again at the next sweep would take the money twice.
         return isinstance(outcome, Charge) and outcome.status == "succeeded"
     return False
 

@@ -4,6 +4,7 @@ Secure; never one already settled or one whose renewal has moved on."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -297,3 +298,29 @@ async def test_settle_from_gateway_is_a_plain_function(
     assert await settle_from_gateway(session, charge, clock.now(), settings) == "unchanged"
     await session.commit()
     assert (await renewal_of(session, service.id)).status == "succeeded"
+
+
+async def test_a_payment_completed_from_an_old_tab_after_a_retry_is_not_charged_again(
+    client: httpx.AsyncClient,
+    auth: Callable[..., dict[str, str]],
+    session: AsyncSession,
+    renewer: RenewalEngine,
+    gateway: FakeGateway,
+) -> None:
+    """The customer asked for a retry (the renewal is queued again), then finished 3-D
+    Secure on the first payment's page after all: that payment pays the renewal, and the
+    queued charge must not take the money a second time."""
+    service, renewal, attempt = await _charged(session, renewer, gateway, "auth")
+    retried = await client.post(f"/v1/renewals/{renewal.id}/retry", headers=auth("cus_1"))
+    assert retried.json()["status"] == "scheduled", retried.text
+    pi = attempt.gateway_charge_id
+    assert pi is not None
+    paid = payment_intent(pi, "succeeded", metadata=metadata_of(renewal, attempt))
+    response = await deliver(client, event("payment_intent.succeeded", paid))
+    assert response.json()["outcome"] == "applied"
+    summary = await renewer.sweep()
+    assert summary.claimed == 0
+    assert len(gateway.calls) == 1
+    renewal = await renewal_of(session, service.id)
+    assert renewal.status == "succeeded"
+    assert (await _service(session, service.id)).expires_at == renewal.period_end
