@@ -42,7 +42,11 @@ def test_production_refuses_unsafe_settings(override: dict[str, object], message
         Settings(env="production", **{**SAFE, **override}).check()
 
 
-STRIPE = {"gateway": "stripe", "gateway_api_key": SecretStr("sk_live_a_real_looking_key")}
+STRIPE = {
+    "gateway": "stripe",
+    "gateway_api_key": SecretStr("sk_live_a_real_looking_key"),
+    "gateway_publishable_key": "pk_live_a_real_looking_key",
+}
 
 
 def test_production_on_stripe_needs_the_webhook_signing_secret() -> None:
