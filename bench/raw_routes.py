@@ -4,10 +4,10 @@
     GET /bench/raw/services               ~ GET /v1/services (first page, no filters)
 
 Same bearer check (`verify_token`), same ownership filter, same queries (the method and
-then its mandate, as the ORM's selectinload does; the services page and then the methods
-they use), same renewal rules and the same JSON, but no SQLAlchemy, no dependency
-injection and no pydantic: what bench/api.py compares the real routes with, to show what
-the ORM/FastAPI stack costs. Plain Starlette routes, left out of the OpenAPI document.
+then its mandate, as the ORM's selectinload does; the services page, then the methods they
+use and their current renewals), same renewal rules and the same JSON, but no SQLAlchemy,
+no dependency injection and no pydantic: what bench/api.py compares the real routes with,
+to show what the ORM/FastAPI stack costs. Plain Starlette routes, left out of the OpenAPI document.
 
 `create_bench_app` builds the product's app with `create_app` and adds these routes and
 their asyncpg pool to it, so the product itself has no benchmark code path:
@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
@@ -41,15 +41,18 @@ from app.core.errors import NotFound, Unauthorized
 from app.core.pagination import DEFAULT_LIMIT, encode_cursor
 from app.core.settings import ConfigurationError, Settings, get_settings
 from app.main import create_app
-from app.services.lead_time import lead_days, next_charge_at
+from app.renewals.picture import next_action, picture
 from app.services.methods import MethodFacts, card_valid_until
-from app.services.service import renewal_readiness
 
 # All columns, as the ORM loads them.
 METHOD = "SELECT * FROM payment_methods WHERE customer_id = $1 AND id = $2"
 MANDATES = "SELECT * FROM mandates WHERE payment_method_id = ANY($1)"
 SERVICES = "SELECT * FROM services WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2"
 METHODS = "SELECT * FROM payment_methods WHERE id = ANY($1)"
+CURRENT_RENEWALS = (
+    "SELECT * FROM renewals WHERE (service_id, period_start) IN "
+    "(SELECT * FROM unnest($1::text[], $2::timestamptz[]))"
+)
 
 
 class BenchRoute(Route):
@@ -67,11 +70,36 @@ class BenchRoute(Route):
 class ServiceRow:
     """The service columns the renewal rules read (they take the ORM model's attributes)."""
 
+    id: str
     status: str
     kind: str
     expires_at: datetime
+    price_amount: int
     price_currency: str
     auto_renew: bool
+
+
+@dataclass(frozen=True)
+class RenewalRow:
+    """The renewal columns the rules and the summary read."""
+
+    id: str
+    status: str
+    period_start: datetime
+    due_at: datetime
+    next_attempt_at: datetime | None
+    attempt_count: int
+    failed_charge_count: int
+    amount: int
+    currency: str
+    failure_code: str | None
+    failure_reason: str | None
+    action_url: str | None
+    notified_at: datetime | None
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> RenewalRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -166,21 +194,44 @@ def _facts(row: asyncpg.Record) -> MethodFacts:
     return MethodFacts(row["id"], row["type"], row["status"], display, None)
 
 
+def _current_json(renewal: RenewalRow | None) -> dict[str, Any] | None:
+    if renewal is None:
+        return None
+    return {
+        "id": renewal.id,
+        "status": renewal.status,
+        "amount": {"amount": renewal.amount, "currency": renewal.currency},
+        "attempt_count": renewal.attempt_count,
+        "next_attempt_at": _iso(renewal.next_attempt_at),
+        "failure_code": renewal.failure_code,
+        "failure_reason": renewal.failure_reason,
+        "next_action": next_action(renewal),
+        "notified_at": _iso(renewal.notified_at),
+    }
+
+
 def _service_json(
-    row: asyncpg.Record, method: MethodFacts | None, settings: Settings
+    row: asyncpg.Record,
+    method: MethodFacts | None,
+    renewal: RenewalRow | None,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     service = ServiceRow(
-        row["status"], row["kind"], row["expires_at"], row["price_currency"], row["auto_renew"]
-    )
-    method_type = method.type if method else None
+        row["id"], row["status"], row["kind"], row["expires_at"], row["price_amount"],
+        row["price_currency"], row["auto_renew"],
+    )  # fmt: skip
     price = {"amount": row["price_amount"], "currency": row["price_currency"]}
+    seen = picture(service, method, renewal, settings, now)
+    charge = seen.next_charge
     next_charge = None
-    if service.status == "active" and service.auto_renew:
-        at = next_charge_at(
-            settings, expires_at=service.expires_at, kind=service.kind, method_type=method_type
-        )
-        days = lead_days(settings, kind=service.kind, method_type=method_type)
-        next_charge = {"at": _iso(at), "amount": price, "lead_days": days}
+    if charge is not None:
+        next_charge = {
+            "at": _iso(charge.at),
+            "amount": {"amount": charge.amount, "currency": charge.currency},
+            "lead_days": charge.lead_days,
+            "kind": charge.kind,
+        }
     summary = None
     if method is not None:
         summary = {
@@ -202,8 +253,9 @@ def _service_json(
         "auto_renew": row["auto_renew"],
         "payment_method": summary,
         "next_charge": next_charge,
-        # The rules read attributes only; a row with the same names stands in for the model.
-        "renewal_readiness": renewal_readiness(cast(Any, service), method, settings),
+        "renewal_readiness": seen.readiness,
+        "renewal_readiness_message": seen.message,
+        "current_renewal": _current_json(renewal),
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
         "cancelled_at": _iso(row["cancelled_at"]),
@@ -221,10 +273,22 @@ async def raw_services(request: Request) -> Response:
         methods = (
             {m["id"]: _facts(m) for m in await connection.fetch(METHODS, wanted)} if wanted else {}
         )
+        current = {
+            r["service_id"]: RenewalRow.of(r)
+            for r in await connection.fetch(
+                CURRENT_RENEWALS, [r["id"] for r in page], [r["expires_at"] for r in page]
+            )
+        }
     next_cursor = None
     if len(rows) > DEFAULT_LIMIT:
         next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["id"])
-    data = [_service_json(row, methods.get(row["payment_method_id"]), settings) for row in page]
+    now = request.app.state.clock.now()
+    data = [
+        _service_json(
+            row, methods.get(row["payment_method_id"]), current.get(row["id"]), settings, now
+        )
+        for row in page
+    ]
     return _json(200, {"data": data, "next_cursor": next_cursor})
 
 

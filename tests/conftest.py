@@ -127,6 +127,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         migrate_on_start=False,
         scheduler_enabled=False,
         max_body_bytes=64 * 1024,
+        # Most tests drive the engine on services already inside their charge lead: without
+        # the notice they are charged at once. The notice rule has tests of its own
+        # (tests/renewals/test_notice_timeline.py), with the default 15 days.
+        renewal_notice_days=0,
         # The mounted sandbox gateway keeps its ledger in a file of the run, never in ./
         sandbox_database_url=f"sqlite:///{tmp_path_factory.getbasetemp()}/sandbox-ledger.db",
     )

@@ -29,3 +29,17 @@ class Money(BaseModel):
     # larger one reached PostgreSQL and failed there as a 500), ten million in major units.
     amount: int = Field(gt=0, le=1_000_000_000, description="Minor units (cents).")
     currency: CurrencyCode
+
+
+# ISO 4217 currencies without minor units that prices may use (pycountry does not carry
+# the exponent); every other accepted currency has two decimals.
+_ZERO_DECIMAL = frozenset(
+    {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV"}
+)
+
+
+def format_money(amount: int, currency: str) -> str:
+    """`1299, "EUR"` → `12.99 EUR`: for sentences written to customers."""
+    if currency in _ZERO_DECIMAL:
+        return f"{amount} {currency}"
+    return f"{amount // 100}.{amount % 100:02d} {currency}"

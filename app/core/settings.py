@@ -114,6 +114,19 @@ class Settings(BaseSettings):
     renewal_lead_days_by_kind: dict[str, int] = Field(default_factory=lambda: {"domain": 14})
     sepa_prenotification_days: int = Field(default=14, ge=1, le=30)
     sepa_submission_lead_business_days: int = Field(default=1, ge=1, le=5)
+    # The notice before every charge, card or SEPA (`renewal.upcoming`): Spain's consumer
+    # law asks for 15 days before a subscription renewal is charged, and the same notice is
+    # SEPA's pre-notification. 0 turns it off (business customers); SEPA then still gives
+    # its own pre-notification days.
+    renewal_notice_days: int = Field(default=15, ge=0, le=60)
+    # When a full notice no longer fits before expiry (registered late, expiry moved closer),
+    # the charge waits for the last moment that still renews in time: this many days before.
+    renewal_short_notice_lead_days: int = Field(default=1, ge=0, le=30)
+    # Expiry reminders (`service.expiring`), per kind: days before expiry (negative: after).
+    # Registrars owe domain holders one about a month and one a week ahead, one just after.
+    expiry_notice_days_by_kind: dict[str, list[int]] = Field(
+        default_factory=lambda: {"domain": [30, 7, -3]}
+    )
 
     # Renewal engine: how a sweep charges, and how failures are retried (dunning).
     renewal_interval_seconds: int = Field(default=300, ge=1)
@@ -220,6 +233,15 @@ class Settings(BaseSettings):
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
     webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
 
+    @field_validator("expiry_notice_days_by_kind")
+    @classmethod
+    def _reminder_offsets(cls, value: dict[str, list[int]]) -> dict[str, list[int]]:
+        for kind, offsets in value.items():
+            if len(set(offsets)) != len(offsets) or any(not -60 <= d <= 365 for d in offsets):
+                raise ValueError(f"{kind}: distinct days between -60 and 365")
+        # Earliest reminder first, as the reminder job walks them.
+        return {kind: sorted(offsets, reverse=True) for kind, offsets in value.items()}
+
     @field_validator("database_url", "sandbox_database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
@@ -275,15 +297,17 @@ class Settings(BaseSettings):
             )
         if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
             problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
+        # A SEPA renewal is announced at its lead; the collection follows the notice (the
+        # longer of the consumer notice and SEPA's pre-notification) and the bank's lead.
         sepa_needs = (
-            self.sepa_prenotification_days
+            max(self.sepa_prenotification_days, self.renewal_notice_days)
             + self.sepa_submission_lead_business_days
             + SEPA_CALENDAR_MARGIN_DAYS
         )
         if self.renewal_lead_days_sepa < sepa_needs:
             problems.append(
                 f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
-                f"for the pre-notification and the bank's lead: it needs at least {sepa_needs}"
+                f"for the notice and the bank's lead: it needs at least {sepa_needs}"
             )
         # The lease is taken before the call, which may wait its whole budget in the
         # throttle and then run to its timeouts.

@@ -76,9 +76,20 @@ def _types() -> list[EventType]:
             "service",
             "Automatic renewal was switched on or off.",
         ),
-        (f"{ren}.upcoming", p.RenewalData, ren, "A renewal will be charged soon."),
+        (
+            f"{ren}.upcoming",
+            p.RenewalUpcomingData,
+            ren,
+            "The notice before a renewal is charged: amount, date, method, how to stop it.",
+        ),
         (f"{ren}.succeeded", p.RenewalData, ren, "A renewal was paid."),
-        (f"{ren}.failed", p.RenewalData, ren, "A renewal charge failed."),
+        (
+            f"{ren}.retry_scheduled",
+            p.RenewalData,
+            ren,
+            "A charge attempt failed; the renewal is tried again at `next_attempt_at`.",
+        ),
+        (f"{ren}.failed", p.RenewalData, ren, "A renewal failed for good."),
         (
             f"{ren}.requires_action",
             p.RenewalData,
@@ -95,6 +106,18 @@ def _types() -> list[EventType]:
             "decided; nothing is reversed here: provisioning decides.",
         ),
         ("service.renewed", p.ServiceRenewedData, "service", "A service's expiry moved forward."),
+        (
+            "service.expiring",
+            p.ServiceExpiringData,
+            "service",
+            "A reminder that a service expires soon (or just did), and whether it renews.",
+        ),
+        (
+            "service.lapsed",
+            p.ServiceLapsedData,
+            "service",
+            "A service expired and will not be renewed.",
+        ),
         (
             "service.renewal_reversed",
             p.ServiceRenewalReversedData,

@@ -88,8 +88,15 @@ class SepaCollectionDetails(Payload):
     end_to_end_id: str = Field(description="The reference on the debtor's bank statement.")
 
 
+class NextAction(Payload):
+    """What the customer must do for a renewal to go through."""
+
+    type: Literal["authenticate_payment", "choose_payment_method"]
+    url: str | None = Field(default=None, description="For authenticate_payment.")
+
+
 class RenewalData(Payload):
-    """renewal.upcoming | succeeded | failed | requires_action | canceled | refunded"""
+    """renewal.succeeded | retry_scheduled | failed | requires_action | canceled | refunded"""
 
     id: str
     service_id: str
@@ -108,6 +115,9 @@ class RenewalData(Payload):
     failure_message: str | None = None
     next_action_url: str | None = Field(
         default=None, description="For requires_action: where the customer completes the step."
+    )
+    next_action: NextAction | None = Field(
+        default=None, description="What the customer must do, when the renewal waits for them."
     )
     sepa_debit: SepaCollectionDetails | None = Field(
         default=None, description="For a SEPA renewal: the collection (the pre-notification)."
@@ -129,6 +139,74 @@ class RenewalDisputedData(RenewalData):
     """renewal.disputed: the renewal as it stands (still paid) and its dispute."""
 
     dispute: DisputeDetails
+
+
+class ServiceSummary(Payload):
+    id: str
+    kind: str
+    name: str
+    expires_at: datetime
+
+
+class MethodSummary(Payload):
+    id: str
+    type: Literal["sepa_debit", "card"]
+    display: str = Field(description="Masked: `VISA •••• 4242` or `ES91 **** … 1332`.")
+
+
+class StopInstruction(Payload):
+    """The request that stops the renewal: automatic renewal off."""
+
+    method: Literal["PATCH"] = "PATCH"
+    path: str = Field(examples=["/v1/services/example.com"])
+    body: dict[str, bool] = Field(examples=[{"auto_renew": False}])
+
+
+class RenewalUpcomingData(RenewalData):
+    """renewal.upcoming: the notice before every charge, card or SEPA (for SEPA it is also
+    the pre-notification of the collection)."""
+
+    notice: Literal["full", "short", "customer_act", "retry"] = Field(
+        description="full: at least the configured notice before the charge; short: a full "
+        "notice no longer fit before expiry, the charge is at the last moment that renews in "
+        "time; customer_act: the customer's own act started the renewal; retry: a SEPA debit "
+        "presented again on a new date."
+    )
+    charge_at: datetime = Field(description="When the card is charged or the debit collected.")
+    service: ServiceSummary
+    payment_method: MethodSummary
+    how_to_stop: StopInstruction
+    message: str = Field(description="The notice in one paragraph, for the customer.")
+
+
+class ServiceExpiringData(Payload):
+    """service.expiring: a reminder before (or just after) a service's expiry."""
+
+    service_id: str
+    customer_id: str
+    kind: str
+    name: str
+    expires_at: datetime
+    days_before_expiry: int = Field(
+        description="The reminder's offset (negative: after expiry) from the configured list."
+    )
+    renewal_scheduled: bool
+    renewal_at: datetime | None = Field(description="When the renewal is charged, if scheduled.")
+    amount: Money
+    renewal_readiness: str = Field(description="As on the service: why not, when not `ok`.")
+    message: str
+
+
+class ServiceLapsedData(Payload):
+    """service.lapsed: the service expired (and its grace ran out) without a renewal."""
+
+    service_id: str
+    customer_id: str
+    kind: str
+    name: str
+    expired_at: datetime
+    reason: str = Field(description="A stable code: why it was not renewed.")
+    message: str
 
 
 class ServiceRenewedData(Payload):

@@ -64,6 +64,9 @@ class Renewal(Base):
     dispute_status: Mapped[str | None] = mapped_column(String(32), default=None)
     dispute_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     disputed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When `renewal.upcoming` told the customer (a SEPA renewal: when its collection was
+    # pre-notified); null until then.
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

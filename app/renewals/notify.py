@@ -11,9 +11,24 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events.payloads import Money, RenewalData, ServiceRenewedData
+from app.core.money import format_money
+from app.core.settings import Settings
+from app.events.payloads import (
+    MethodSummary,
+    Money,
+    NextAction,
+    RenewalData,
+    RenewalUpcomingData,
+    SepaCollectionDetails,
+    ServiceRenewedData,
+    ServiceSummary,
+    StopInstruction,
+)
 from app.events.service import NewEvent, emit_all
 from app.renewals.models import Renewal
+from app.renewals.picture import next_action
+from app.services.lead_time import NoticeKind, notice_days
+from app.services.methods import MethodFacts
 from app.services.models import Service
 
 
@@ -29,6 +44,7 @@ class Before:
 
 
 def renewal_data(renewal: Renewal) -> RenewalData:
+    action = next_action(renewal)
     return RenewalData(
         id=renewal.id,
         service_id=renewal.service_id,
@@ -44,6 +60,7 @@ def renewal_data(renewal: Renewal) -> RenewalData:
         failure_code=renewal.failure_code,
         failure_message=renewal.failure_reason,
         next_action_url=renewal.action_url,
+        next_action=NextAction(**action) if action else None,
     )
 
 
@@ -87,9 +104,66 @@ def transition_events(renewal: Renewal, service: Service, before: Before) -> lis
         return [renewal_event("failed")]
     if renewal.failed_charge_count > before.failed_charge_count:
         # A failed charge that will be retried: the customer can still fix the method.
-        return [renewal_event("failed")]
+        return [renewal_event("retry_scheduled")]
     if renewal.status == "requires_action" and before.status != "requires_action":
         return [renewal_event("requires_action")]
     if renewal.status == "canceled" and before.status != "canceled":
         return [renewal_event("canceled")]
     return []
+
+
+def upcoming_event(
+    renewal: Renewal,
+    service: Service,
+    method: MethodFacts,
+    *,
+    notice: NoticeKind,
+    charge_at: datetime,
+    settings: Settings,
+    sepa_debit: SepaCollectionDetails | None = None,
+) -> NewEvent:
+    """`renewal.upcoming`: the one notice a renewal gets (and, for SEPA, each collection's
+    pre-notification). The renewal is already planned for `charge_at`."""
+    amount = format_money(renewal.amount, renewal.currency)
+    day = charge_at.date().isoformat()
+    taken = f"debited from {method.display}" if sepa_debit else f"charged to {method.display}"
+    message = (
+        f"Your {service.kind} {service.name} renews on {renewal.period_start.date()} until "
+        f"{(renewal.period_end or renewal.period_start).date()} for {amount}, {taken} on "
+        f"{day}. To stop it, turn automatic renewal off before then."
+    )
+    if notice == "short":
+        message += (
+            f" This notice is shorter than {notice_days(settings, method.type)} days: the "
+            f"service expires on {service.expires_at.date()}, so the charge is made at the "
+            "last moment that still renews it in time."
+        )
+    elif notice == "retry":
+        message = (
+            f"We will present the direct debit for your {service.kind} {service.name} again "
+            f"on {day}: {amount} from {method.display}. To stop it, turn automatic renewal "
+            "off before then."
+        )
+    data = renewal_data(renewal).model_dump()
+    return NewEvent(
+        type="renewal.upcoming",
+        resource_id=renewal.id,
+        customer_id=renewal.customer_id,
+        data=RenewalUpcomingData(
+            **{**data, "sepa_debit": sepa_debit},
+            notice=notice,
+            charge_at=charge_at,
+            service=ServiceSummary(
+                id=service.id, kind=service.kind, name=service.name, expires_at=service.expires_at
+            ),
+            payment_method=MethodSummary(
+                id=method.id,
+                type="sepa_debit" if method.type == "sepa_debit" else "card",
+                display=method.display,
+            ),
+            how_to_stop=StopInstruction(
+                path=f"/v1/services/{service.id}", body={"auto_renew": False}
+            ),
+            message=message,
+        ),
+    )

@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.money import Money
 from app.renewals import repository
 from app.renewals.models import Renewal
+from app.renewals.picture import next_action
 from app.renewals.schemas import AttemptOut, DisputeOut, RenewalOut
+from app.services.schemas import NextAction
 
 
 async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[RenewalOut]:
@@ -29,6 +31,8 @@ async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[Renew
             failure_code=r.failure_code,
             failure_reason=r.failure_reason,
             action_url=r.action_url,
+            next_action=NextAction(**action) if (action := next_action(r)) else None,
+            notified_at=r.notified_at,
             created_at=r.created_at,
             updated_at=r.updated_at,
             finished_at=r.finished_at,

@@ -16,62 +16,52 @@ from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
 
 
-async def planning_candidates(
-    session: AsyncSession,
-    *,
-    due: ColumnElement[bool],
-    horizon: datetime,
-    lapsed_before: datetime,
-    limit: int,
-    after: tuple[datetime, str] | None,
+async def services_to_plan(
+    session: AsyncSession, *, now: datetime, limit: int
 ) -> list[tuple[Service, str | None]]:
-    """Active, auto-renewing services with a method, expiring between `lapsed_before` (older
-    ones have lapsed: renewing them would bill for nothing) and `horizon`, whose charge date
-    has come (`due`, over Service and PaymentMethod), that have no renewal yet for the
-    period starting at their current expiry. With the method's type, which decides the lead
-    time.
-
-    Ordered by (expiry, id) and paged after the last row seen: each page walks on along the
-    partial index ix_services_renewal_due instead of reading the whole horizon again, and
-    stops after `limit` due rows, however many services the table holds."""
-    existing = aliased(Renewal)
+    """Services whose planning time has come (`renewal_notice_at` up to now), with their
+    payment method's type, which decides the lead. Along ix_services_renewal_notice: the
+    caller moves each row out of the range (a later time, or none), so every page starts
+    at the front and reads only what is due. On PostgreSQL replicas take disjoint pages."""
     query = (
         select(Service, PaymentMethod.type)
-        .join(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
-        .where(
-            Service.status == "active",
-            Service.auto_renew.is_(True),
-            Service.expires_at <= horizon,
-            Service.expires_at > lapsed_before,
-            due,
-            ~select(existing.id)
-            .where(existing.service_id == Service.id, existing.period_start == Service.expires_at)
-            .exists(),
-        )
-        .order_by(Service.expires_at, Service.id)
+        .outerjoin(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
+        .where(Service.renewal_notice_at <= now)
+        .order_by(Service.renewal_notice_at, Service.id)
         .limit(limit)
     )
-    if after is not None:
-        query = query.where(
-            Service.expires_at >= after[0], tuple_(Service.expires_at, Service.id) > after
-        )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Service, skip_locked=True)
     return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
-async def insert_if_absent(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert renewals, skipping any (service, period) that already has one: planning may run
-    on several replicas at once, and the unique key decides who wins."""
+async def insert_or_revive(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """Insert renewals, or bring back to life a canceled one of the same (service, period):
+    planning may run on several replicas at once, and the unique key decides who wins. A
+    live renewal of the period is left alone. Returns (renewal id, service id) of each
+    renewal planned here."""
     if not rows:
-        return 0
+        return []
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(Renewal)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["service_id", "period_start"])
-        .returning(Renewal.id)
-    )
-    return len((await session.execute(statement)).all())
+    statement = insert(Renewal).values(list(rows))
+    revived: dict[str, Any] = {
+        column: statement.excluded[column]
+        for column in (
+            "period_end", "amount", "currency", "payment_method_id", "status", "due_at",
+            "next_attempt_at", "failed_charge_count", "notified_at", "updated_at",
+        )
+    }  # fmt: skip
+    revived |= {"failure_code": None, "failure_reason": None, "action_url": None}
+    revived["finished_at"] = None
+    planned = statement.on_conflict_do_update(
+        index_elements=["service_id", "period_start"],
+        set_=revived,
+        where=Renewal.status == "canceled",
+    ).returning(Renewal.id, Renewal.service_id)
+    return [(row[0], row[1]) for row in (await session.execute(planned)).all()]
 
 
 def _due_now(now: datetime) -> ColumnElement[bool]:
@@ -123,6 +113,29 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
         return []
     query = select(Renewal).where(Renewal.id.in_(claimed)).order_by(Renewal.id)
     return list((await session.execute(query)).scalars())
+
+
+async def current_for(session: AsyncSession, services: Sequence[Service]) -> dict[str, Renewal]:
+    """Each service's renewal for the period that starts at its expiry, if planned."""
+    if not services:
+        return {}
+    query = select(Renewal).where(
+        tuple_(Renewal.service_id, Renewal.period_start).in_(
+            [(service.id, service.expires_at) for service in services]
+        )
+    )
+    return {renewal.service_id: renewal for renewal in (await session.execute(query)).scalars()}
+
+
+async def current_of(
+    session: AsyncSession, service: Service, *, for_update: bool = False
+) -> Renewal | None:
+    query = select(Renewal).where(
+        Renewal.service_id == service.id, Renewal.period_start == service.expires_at
+    )
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Service]:

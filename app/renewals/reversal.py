@@ -23,6 +23,7 @@ from app.events.service import emit
 from app.renewals.engine.outcomes import finish
 from app.renewals.models import Renewal
 from app.renewals.notify import renewal_data
+from app.services import schedule
 from app.services.models import Service
 
 log = logging.getLogger("autorenew.renewals")
@@ -42,6 +43,7 @@ async def reverse_extension(
         )
         return
     service.expires_at, service.updated_at = renewal.period_start, now
+    schedule.expiry_changed(service, now)
     await emit(
         session,
         type="service.renewal_reversed",

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.money import Money
+from app.services.schemas import NextAction
 
 
 class AttemptOut(BaseModel):
@@ -51,6 +52,10 @@ class RenewalOut(BaseModel):
     action_url: str | None = Field(
         description="While requires_action: where the customer authenticates the payment."
     )
+    next_action: NextAction | None = Field(
+        description="What the customer must do for this renewal to go through, if anything."
+    )
+    notified_at: datetime | None = Field(description="When `renewal.upcoming` told the customer.")
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
@@ -61,13 +66,16 @@ class RenewalOut(BaseModel):
 
 
 class SweepSummaryOut(BaseModel):
+    """What one run did: the card sweep, the SEPA cycle and the notices, together."""
+
     planned: int
+    notices: int = Field(description="`renewal.upcoming` sent (card and SEPA).")
     claimed: int
     succeeded: int
-    failed: int
+    failed: int = Field(description="Failed for good, card and SEPA.")
     retry_scheduled: int
     requires_action: int
-    canceled: int
+    canceled: int = Field(description="Card and SEPA.")
     outcome_unknown: int
     rate_limited: int
     reconciled: int
@@ -75,6 +83,12 @@ class SweepSummaryOut(BaseModel):
     deferred: int = Field(
         description="Renewals left due without a charge because the gateway is unavailable."
     )
+    sepa_prenotified: int = Field(description="SEPA collections fixed and pre-notified.")
+    sepa_waiting: int = Field(description="SEPA renewals waiting for a usable method.")
+    sepa_released: int = Field(description="SEPA collections that missed their file.")
+    sepa_settled: int = Field(description="SEPA collections past their return window.")
+    expiry_reminders: int = Field(description="`service.expiring` sent.")
+    lapsed: int = Field(description="`service.lapsed` sent.")
     duration_seconds: float
     gateway_unavailable: bool = Field(
         description="The gateway refused our API key: the sweep stopped charging, and the "

@@ -24,18 +24,20 @@ from app.core.crypto import FieldCipher, Sealed
 from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import Settings
+from app.core.target2 import submission_deadline
 from app.events.payloads import Money, SepaBatchCreatedData
 from app.events.service import emit
 from app.payment_methods.iban import mask
 from app.payment_methods.models import PaymentMethod
 from app.payment_methods.sepa import reveal_iban
+from app.renewals import metrics
 from app.renewals.models import Renewal
 from app.renewals.notify import Before, emit_transition
 from app.sepa import pain008, repository
-from app.sepa.calendar import submission_deadline
 from app.sepa.collections import cancel_collection, close_attempt, finish_renewal
 from app.sepa.models import SepaBatch, SepaCollection
 from app.sepa.sequence import SequenceType
+from app.services import schedule
 from app.services.models import Service
 
 
@@ -213,9 +215,11 @@ async def _collected(session: AsyncSession, collection: SepaCollection, now: dat
     before = Before.of(renewal, service)
     if renewal.status != "succeeded":
         finish_renewal(renewal, "succeeded", now)
+        metrics.RENEWAL_OUTCOMES.labels("succeeded").inc()
         if service.expires_at == renewal.period_start:
             service.expires_at = renewal.period_end
             service.updated_at = now
+            schedule.expiry_changed(service, now)
     method = await repository.method_with_mandate(session, collection.payment_method_id)
     mandate = method.mandate if method is not None else None
     if mandate is not None and mandate.sequence_type == SequenceType.FIRST.value:

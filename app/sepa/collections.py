@@ -5,13 +5,17 @@ renewal stays `scheduled` until `run_cycle` (a scheduled job, and the end of eve
 gives it a collection:
 
     prenotify  the collection date is the earliest TARGET2 business day that respects the
-               pre-notification period and the bank's submission lead, before the service
-               expires (on a retry: before expiry + grace, like card dunning). The amount is
-               the service's price now, and it is what the file will collect. A
-               `renewal.upcoming` event carries amount, date, mandate reference and creditor
-               identifier: the customer's pre-notification. The renewal's `next_attempt_at`
-               is cleared while the collection is open, so nothing collects it twice (nor
-               charges it by card if the customer switches methods meanwhile).
+               notice (the consumer notice, at least SEPA's pre-notification period) and the
+               bank's submission lead, before the service expires; when that no longer fits,
+               the last day that does with SEPA's own period (a short notice, and it says
+               so). A new collection of a renewal already announced (a retry, before expiry
+               + grace like card dunning) and one the customer's own act started need only
+               SEPA's period (app/services/lead_time.py). The amount is the service's price
+               now, and it is what the file will collect. `renewal.upcoming` carries amount,
+               date, mandate reference and creditor identifier: the renewal's one notice and
+               the collection's pre-notification. The renewal's `next_attempt_at` is cleared
+               while the collection is open, so nothing collects it twice (nor charges it by
+               card if the customer switches methods meanwhile).
     release    a pending collection whose submission deadline passed without a batch is
                canceled and its renewal scheduled again (a new date needs a new notice).
     settle     a submitted collection without a return `sepa_settlement_business_days`
@@ -27,28 +31,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from weakref import WeakKeyDictionary
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
 from app.core.database import transaction
-from app.core.errors import Unprocessable
 from app.core.ids import new_id
 from app.core.scheduler import JobContext
 from app.core.settings import Settings
+from app.core.target2 import add_business_days, submission_deadline
 from app.events.payloads import SepaCollectionDetails
-from app.events.service import emit
+from app.events.service import emit_all
 from app.payment_methods import events as method_events
 from app.payment_methods.models import Mandate, PaymentMethod
+from app.renewals import metrics
 from app.renewals.models import Renewal, RenewalAttempt
-from app.renewals.notify import Before, emit_transition, renewal_data
+from app.renewals.notify import Before, emit_transition, upcoming_event
+from app.renewals.reasons import describe
 from app.sepa import repository
-from app.sepa.calendar import add_business_days, collection_date_for, submission_deadline
 from app.sepa.models import SepaCollection
 from app.sepa.sequence import SequenceType, is_mandate_lapsed, sequence_type
-from app.services.methods import SEPA_CURRENCIES
+from app.services.lead_time import NoticeKind, midnight, sepa_collection
+from app.services.methods import SEPA_CURRENCIES, facts
 from app.services.models import Service
 
 log = logging.getLogger("autorenew.sepa")
@@ -99,6 +105,9 @@ async def _run_cycle(
     await _settle(sessionmaker, clock, settings, summary)
     if any(vars(summary).values()):
         log.info("sepa cycle", extra=vars(summary))
+    for outcome in ("failed", "canceled"):
+        if counted := getattr(summary, outcome):
+            metrics.RENEWAL_OUTCOMES.labels(outcome).inc(counted)
     return summary
 
 
@@ -128,7 +137,7 @@ def _usable_mandate(method: PaymentMethod) -> Mandate | None:
 def finish_renewal(renewal: Renewal, status: str, now: datetime, code: str | None = None) -> None:
     renewal.status = status
     renewal.failure_code = code
-    renewal.failure_reason = code
+    renewal.failure_reason = describe(code) if code else None
     renewal.next_attempt_at = None
     renewal.updated_at = now
     renewal.finished_at = now
@@ -141,8 +150,12 @@ async def prenotify(
     settings: Settings,
     now: datetime,
     summary: CycleSummary,
+    *,
+    customer_act: bool = False,
 ) -> SepaCollection | None:
-    """Give `renewal` its next collection, or say why it cannot have one."""
+    """Give `renewal` its next collection and announce it, or say why it cannot have one.
+    `customer_act`: the customer's own act (choosing the method, turning auto-renew on)
+    started the renewal and is its notice; SEPA's pre-notification still applies."""
     before = Before.of(renewal, service)
     method = await repository.method_with_mandate(session, service.payment_method_id or "")
     stop = _stop_reason(service, renewal, method)
@@ -156,18 +169,22 @@ async def prenotify(
     assert method is not None
     # A retry may run into the grace period, as card dunning does; a first attempt may not.
     grace = timedelta(days=settings.renewal_grace_days if renewal.failed_charge_count else 0)
-    try:
-        day = collection_date_for(
-            service.expires_at + grace,
-            now.date(),
-            prenotification_days=settings.sepa_prenotification_days,
-            submission_lead_business_days=settings.sepa_submission_lead_business_days,
-        )
-    except Unprocessable as error:
-        finish_renewal(renewal, "failed", now, error.code)
+    intended: NoticeKind = (
+        "customer_act" if customer_act else "retry" if renewal.attempt_count else "full"
+    )
+    fixed = sepa_collection(
+        settings,
+        expires_at=service.expires_at + grace,
+        kind=service.kind,
+        today=now.date(),
+        notice=intended,
+    )
+    if fixed is None:
+        finish_renewal(renewal, "failed", now, "no_collection_date")
         summary.failed += 1
         await emit_transition(session, renewal, service, before, now)
         return None
+    day, notice = fixed
     mandate = _usable_mandate(method)
     if mandate is None:
         # The customer can still fix it (or pick another method): look again tomorrow.
@@ -188,7 +205,24 @@ async def prenotify(
     session.add(_attempt_for(collection, renewal))
     await session.flush()
     summary.prenotified += 1
-    await _announce_upcoming(session, renewal, collection, now)
+    renewal.notified_at = now
+    details = SepaCollectionDetails(
+        collection_date=collection.collection_date,
+        mandate_reference=collection.mandate_reference,
+        creditor_identifier=collection.creditor_id,
+        sequence_type="RCUR" if collection.sequence_type == "RCUR" else "FRST",
+        end_to_end_id=collection.end_to_end_id,
+    )
+    notice_event = upcoming_event(
+        renewal,
+        service,
+        facts(method),
+        notice=notice,
+        charge_at=midnight(day),
+        settings=settings,
+        sepa_debit=details,
+    )
+    await emit_all(session, [notice_event], now=now)
     return collection
 
 
@@ -212,7 +246,7 @@ def _new_collection(
     renewal.payment_method_id = method.id
     renewal.attempt_count += 1
     renewal.next_attempt_at = None
-    renewal.due_at = datetime.combine(day, time(0), tzinfo=UTC)
+    renewal.due_at = midnight(day)
     renewal.updated_at = now
     used = mandate.sequence_type == SequenceType.RECURRING.value
     sequence = sequence_type(mandate_used=used, first_as_recurring=settings.sepa_first_as_recurring)
@@ -254,26 +288,6 @@ def _attempt_for(collection: SepaCollection, renewal: Renewal) -> RenewalAttempt
         status="processing",
         gateway_charge_id=collection.end_to_end_id,
         started_at=collection.created_at,
-    )
-
-
-async def _announce_upcoming(
-    session: AsyncSession, renewal: Renewal, collection: SepaCollection, now: datetime
-) -> None:
-    details = SepaCollectionDetails(
-        collection_date=collection.collection_date,
-        mandate_reference=collection.mandate_reference,
-        creditor_identifier=collection.creditor_id,
-        sequence_type="RCUR" if collection.sequence_type == "RCUR" else "FRST",
-        end_to_end_id=collection.end_to_end_id,
-    )
-    await emit(
-        session,
-        type="renewal.upcoming",
-        resource_id=renewal.id,
-        customer_id=renewal.customer_id,
-        data=renewal_data(renewal).model_copy(update={"sepa_debit": details}),
-        now=now,
     )
 
 

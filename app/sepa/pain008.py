@@ -39,7 +39,7 @@ from schwifty.exceptions import SchwiftyException
 from sepaxml import SepaDD
 
 from app.core.errors import Unprocessable
-from app.sepa.calendar import is_business_day
+from app.core.target2 import is_business_day
 from app.sepa.charset import creditor_identifier_problem, reference_problem, to_sepa_text
 from app.sepa.sequence import SequenceType
 from app.sepa.xmlsafe import parse_xml

@@ -249,3 +249,12 @@ async def lock_renewal_and_service(
         )
     ).scalar_one()
     return renewal, service
+
+
+async def open_collection_of(session: AsyncSession, renewal_id: str) -> SepaCollection | None:
+    """The renewal's collection still on its way (pending, in a file, at the bank)."""
+    query = select(SepaCollection).where(
+        SepaCollection.renewal_id == renewal_id,
+        SepaCollection.status.in_(OPEN_COLLECTION_STATUSES),
+    )
+    return (await session.execute(query.limit(1))).scalar_one_or_none()

@@ -47,9 +47,10 @@ from app.core.ids import new_id
 from app.core.settings import Settings
 from app.payment_methods import events as method_events
 from app.payment_methods.models import MandateStatus
-from app.renewals import reversal
+from app.renewals import metrics, reversal
 from app.renewals.dunning import after_soft_failure
 from app.renewals.notify import Before, emit_transition
+from app.renewals.reasons import describe
 from app.sepa import repository
 from app.sepa.collections import close_attempt, finish_renewal
 from app.sepa.models import SepaCollection, SepaReturn, SepaReturnFile
@@ -219,15 +220,19 @@ async def apply_return(
         )
         if decision.retry_at is None:
             finish_renewal(renewal, "failed", now, failure)
-            renewal.failure_reason = decision.reason
+            renewal.failure_reason = describe(failure, decision.reason)
+            metrics.RENEWAL_OUTCOMES.labels("failed").inc()
         else:
             renewal.status, renewal.failure_code = "scheduled", failure
+            renewal.failure_reason = describe(failure)
             renewal.next_attempt_at, renewal.finished_at = decision.retry_at, None
             renewal.updated_at = now
+            metrics.RENEWAL_OUTCOMES.labels("retry_scheduled").inc()
     elif action is ReturnAction.REFUND:
         return "applied"  # refunded above, with its events
     else:
         finish_renewal(renewal, "failed", now, failure)
+        metrics.RENEWAL_OUTCOMES.labels("failed").inc()
         if action is ReturnAction.METHOD_UNUSABLE:
             await _method_unusable(session, collection, failure, now)
     await emit_transition(session, renewal, service, before, now)

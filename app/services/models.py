@@ -13,6 +13,9 @@ from app.core.database import Base, UTCDateTime
 SERVICE_STATUSES = ("active", "cancelled")
 # The services the renewal engine renews; the partial index below holds these only.
 RENEWING = text("status = 'active' AND auto_renew IS TRUE")
+# A new row is looked at by the renewal jobs at once (see app/services/schedule.py); rows
+# inserted by hand or by SQL get this too.
+LOOK_AT_ONCE = text("'1970-01-01 00:00:00'")
 
 
 class Service(Base):
@@ -36,6 +39,28 @@ class Service(Base):
             sqlite_where=RENEWING,
             postgresql_where=RENEWING,
         ),
+        # Each renewal job reads only the services whose time has come, up to now.
+        Index(
+            "ix_services_renewal_notice",
+            "renewal_notice_at",
+            "id",
+            sqlite_where=text("renewal_notice_at IS NOT NULL"),
+            postgresql_where=text("renewal_notice_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_services_expiry_reminder",
+            "expiry_reminder_at",
+            "id",
+            sqlite_where=text("expiry_reminder_at IS NOT NULL"),
+            postgresql_where=text("expiry_reminder_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_services_lapse",
+            "expires_at",
+            "id",
+            sqlite_where=text("status = 'active' AND lapsed_at IS NULL"),
+            postgresql_where=text("status = 'active' AND lapsed_at IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -55,6 +80,29 @@ class Service(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the renewal jobs look at this service next (app/services/schedule.py): planning
+    # (the next renewal is planned and announced then; null: nothing to plan), the next
+    # expiry reminder (null: none left this period; `expiry_reminded_days` is the offset of
+    # the last one sent), and when `service.lapsed` went out for the current expiry.
+    renewal_notice_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), server_default=LOOK_AT_ONCE
+    )
+    expiry_reminder_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), server_default=LOOK_AT_ONCE
+    )
+    expiry_reminded_days: Mapped[int | None] = mapped_column(default=None)
+    lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class AppliedSettings(Base):
+    """The settings the stored look-again times were computed with: when they change, the
+    times are brought forward so that every service is looked at again in time."""
+
+    __tablename__ = "applied_settings"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ServiceChange(Base):

@@ -1,33 +1,56 @@
-"""Turns service rows into what the API shows: the method's summary, the next charge and
-the readiness, all computed from the same facts the renewal engine uses."""
+"""Turns service rows into what the API shows: the method's summary and the picture of the
+next renewal (readiness, next charge, the current renewal), from the same facts and rules
+the renewal engine uses (app/renewals/picture.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.money import Money
 from app.core.settings import Settings
-from app.services.lead_time import lead_days, next_charge_at
+from app.renewals import repository as renewals
+from app.renewals.models import Renewal
+from app.renewals.picture import next_action, picture
 from app.services.methods import MethodFacts, load_methods
 from app.services.models import Service
-from app.services.schemas import NextCharge, PaymentMethodSummary, ServiceOut
-from app.services.service import renewal_readiness
+from app.services.schemas import (
+    CurrentRenewal,
+    NextAction,
+    NextCharge,
+    PaymentMethodSummary,
+    ServiceOut,
+)
 
 
-def _out(service: Service, method: MethodFacts | None, settings: Settings) -> ServiceOut:
-    method_type = method.type if method else None
-    readiness = renewal_readiness(service, method, settings)
-    next_charge = None
-    if service.status == "active" and service.auto_renew:
-        next_charge = NextCharge(
-            at=next_charge_at(
-                settings, expires_at=service.expires_at, kind=service.kind, method_type=method_type
-            ),
-            amount=Money(amount=service.price_amount, currency=service.price_currency),
-            lead_days=lead_days(settings, kind=service.kind, method_type=method_type),
-        )
+def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
+    if renewal is None:
+        return None
+    action = next_action(renewal)
+    return CurrentRenewal(
+        id=renewal.id,
+        status=renewal.status,
+        amount=Money(amount=renewal.amount, currency=renewal.currency),
+        attempt_count=renewal.attempt_count,
+        next_attempt_at=renewal.next_attempt_at,
+        failure_code=renewal.failure_code,
+        failure_reason=renewal.failure_reason,
+        next_action=NextAction(**action) if action else None,
+        notified_at=renewal.notified_at,
+    )
+
+
+def _out(
+    service: Service,
+    method: MethodFacts | None,
+    renewal: Renewal | None,
+    settings: Settings,
+    now: datetime,
+) -> ServiceOut:
+    seen = picture(service, method, renewal, settings, now)
+    charge = seen.next_charge
     return ServiceOut(
         id=service.id,
         customer_id=service.customer_id,
@@ -49,8 +72,19 @@ def _out(service: Service, method: MethodFacts | None, settings: Settings) -> Se
             if method
             else None
         ),
-        next_charge=next_charge,
-        renewal_readiness=readiness,
+        next_charge=(
+            NextCharge(
+                at=charge.at,
+                amount=Money(amount=charge.amount, currency=charge.currency),
+                lead_days=charge.lead_days,
+                kind=charge.kind,
+            )
+            if charge
+            else None
+        ),
+        renewal_readiness=seen.readiness,
+        renewal_readiness_message=seen.message,
+        current_renewal=current_renewal(renewal),
         created_at=service.created_at,
         updated_at=service.updated_at,
         cancelled_at=service.cancelled_at,
@@ -58,15 +92,24 @@ def _out(service: Service, method: MethodFacts | None, settings: Settings) -> Se
 
 
 async def many(
-    session: AsyncSession, services: Sequence[Service], *, settings: Settings
+    session: AsyncSession, services: Sequence[Service], *, settings: Settings, now: datetime
 ) -> list[ServiceOut]:
     ids = {s.payment_method_id for s in services if s.payment_method_id is not None}
     methods = await load_methods(session, ids)
+    current = await renewals.current_for(session, services)
     return [
-        _out(s, methods.get(s.payment_method_id) if s.payment_method_id else None, settings)
+        _out(
+            s,
+            methods.get(s.payment_method_id) if s.payment_method_id else None,
+            current.get(s.id),
+            settings,
+            now,
+        )
         for s in services
     ]
 
 
-async def one(session: AsyncSession, service: Service, *, settings: Settings) -> ServiceOut:
-    return (await many(session, [service], settings=settings))[0]
+async def one(
+    session: AsyncSession, service: Service, *, settings: Settings, now: datetime
+) -> ServiceOut:
+    return (await many(session, [service], settings=settings, now=now))[0]

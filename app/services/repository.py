@@ -4,12 +4,13 @@ ownership filter is written once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.services.models import Service, ServiceChange
+from app.services.models import AppliedSettings, Service, ServiceChange
 
 
 def _owned_by(customer_id: str | None) -> Select[tuple[Service]]:
@@ -89,3 +90,96 @@ async def changes(session: AsyncSession, service_id: str) -> list[ServiceChange]
         .order_by(ServiceChange.id)
     )
     return list((await session.execute(query)).scalars())
+
+
+# --- when the renewal jobs look again (app/services/schedule.py) ---------------------------
+
+
+def _days_before_expiry(session: AsyncSession, days: int) -> ColumnElement[datetime]:
+    # SQLite keeps times as text and has no interval type: its datetime() shifts them.
+    if session.get_bind().dialect.name == "sqlite":
+        return func.datetime(Service.expires_at, f"{-days:+d} days")
+    return Service.expires_at - timedelta(days=days)
+
+
+async def applied_settings(
+    session: AsyncSession, name: str, fingerprint: str, *, now: datetime
+) -> AppliedSettings:
+    """The settings record `name`, locked; created with `fingerprint` if there is none."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(AppliedSettings)
+        .values(name=name, fingerprint=fingerprint, applied_at=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    query = select(AppliedSettings).where(AppliedSettings.name == name).with_for_update()
+    return (await session.execute(query)).scalar_one()
+
+
+async def bring_notice_forward(session: AsyncSession, *, days: int) -> None:
+    """No planning time later than `days` before expiry."""
+    bound = _days_before_expiry(session, days)
+    await session.execute(
+        update(Service)
+        .where(Service.renewal_notice_at > bound)
+        .values(renewal_notice_at=bound)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def bring_reminders_forward(session: AsyncSession, *, days: int, now: datetime) -> None:
+    """Every active service not long expired gets its reminders looked at again, by `days`
+    before expiry at the latest (the offsets already sent stay sent)."""
+    bound = _days_before_expiry(session, days)
+    await session.execute(
+        update(Service)
+        .where(
+            Service.status == "active",
+            Service.expires_at > now - timedelta(days=366),
+            or_(Service.expiry_reminder_at.is_(None), Service.expiry_reminder_at > bound),
+        )
+        .values(expiry_reminder_at=bound)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _skip_locked(query: Select[tuple[Service]], session: AsyncSession) -> Select[tuple[Service]]:
+    # Replicas running the same job take disjoint pages; SQLite has a single writer.
+    if session.get_bind().dialect.name == "postgresql":
+        return query.with_for_update(of=Service, skip_locked=True)
+    return query
+
+
+async def due_for_reminder(session: AsyncSession, *, now: datetime, limit: int) -> list[Service]:
+    """Services whose next expiry reminder is due, along ix_services_expiry_reminder."""
+    query = (
+        select(Service)
+        .where(Service.expiry_reminder_at <= now)
+        .order_by(Service.expiry_reminder_at, Service.id)
+        .limit(limit)
+    )
+    return list((await session.execute(_skip_locked(query, session))).scalars())
+
+
+async def past_grace_unannounced(
+    session: AsyncSession,
+    *,
+    expired_before: datetime,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Service]:
+    """Active services that expired before `expired_before` and were not announced as
+    lapsed, along ix_services_lapse in (expiry, id) order, after the last one seen."""
+    query = select(Service).where(
+        Service.status == "active",
+        Service.lapsed_at.is_(None),
+        Service.expires_at < expired_before,
+    )
+    if after is not None:
+        query = query.where(
+            Service.expires_at >= after[0],
+            (Service.expires_at > after[0]) | (Service.id > after[1]),
+        )
+    query = query.order_by(Service.expires_at, Service.id).limit(limit)
+    return list((await session.execute(_skip_locked(query, session))).scalars())

@@ -10,6 +10,7 @@ from app.core.clock import Instant
 from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
+from app.runs.customer_act import after_customer_act
 from app.services import presenter, repository
 from app.services import service as rules
 from app.services.models import Service
@@ -39,6 +40,7 @@ async def list_my_services(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
+    clock: ClockDep,
     page: PageDep,
     expiring_before: Instant | None = None,
     auto_renew: bool | None = None,
@@ -50,7 +52,8 @@ async def list_my_services(
         session, query, page, created_at=Service.created_at, row_id=Service.id
     )
     return Page(
-        data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor
+        data=await presenter.many(session, rows, settings=settings, now=clock.now()),
+        next_cursor=next_cursor,
     )
 
 
@@ -58,16 +61,22 @@ async def list_my_services(
     "/services/{service_id}", response_model=ServiceOut, responses=problem_responses(401, 404)
 )
 async def get_my_service(
-    service_id: ServicePath, session: SessionDep, caller: CallerDep, settings: SettingsDep
+    service_id: ServicePath,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> ServiceOut:
     service = await rules.get_owned(session, caller.customer_id, service_id)
-    return await presenter.one(session, service, settings=settings)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @router.patch(
     "/services/{service_id}",
     response_model=ServiceOut,
     summary="Turn auto-renew on or off",
+    description="Turned on inside the notice window (days before expiry), the answer is the "
+    "renewal's notice: `next_charge` says when and how much, and `renewal.upcoming` goes out.",
     responses=problem_responses(401, 404, 409),
 )
 async def patch_my_service(
@@ -87,7 +96,8 @@ async def patch_my_service(
         actor=rules.Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
-    return await presenter.one(session, service, settings=settings)
+    await after_customer_act(session, [service], settings=settings, now=clock.now())
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @router.put(
@@ -108,13 +118,15 @@ async def assign_method_to_many(
         caller.customer_id,
         body.payment_method_id,
         body.service_ids,
+        auto_renew=body.auto_renew,
         settings=settings,
         actor=rules.Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
+    await after_customer_act(session, services, settings=settings, now=clock.now())
     return BulkAssignmentResult(
         payment_method_id=body.payment_method_id,
-        services=await presenter.many(session, services, settings=settings),
+        services=await presenter.many(session, services, settings=settings, now=clock.now()),
     )
 
 
@@ -122,6 +134,9 @@ async def assign_method_to_many(
     "/services/{service_id}/payment-method",
     response_model=ServiceOut,
     summary="Choose the payment method that renews this service",
+    description="Choosing a validated method turns automatic renewal on (unless the body "
+    'says `"auto_renew": false`). Inside the notice window the answer is the renewal\'s '
+    "notice: `next_charge` says when and how much, and `renewal.upcoming` goes out.",
     responses=problem_responses(401, 404, 409),
 )
 async def assign_method(
@@ -137,11 +152,13 @@ async def assign_method(
         caller.customer_id,
         service_id,
         body.payment_method_id,
+        auto_renew=body.auto_renew,
         settings=settings,
         actor=rules.Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
-    return await presenter.one(session, service, settings=settings)
+    await after_customer_act(session, [service], settings=settings, now=clock.now())
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @router.delete(
@@ -164,7 +181,7 @@ async def unassign_method(
         actor=rules.Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
-    return await presenter.one(session, service, settings=settings)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 # --- admin (provisioning) -----------------------------------------------------------------
@@ -189,7 +206,7 @@ async def upsert_service(
         session, service_id, body, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
     )
     response.status_code = 201 if created else 200
-    return await presenter.one(session, service, settings=settings)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @admin_router.delete(
@@ -208,7 +225,7 @@ async def cancel_service(
     service = await rules.cancel_service(
         session, service_id, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
     )
-    return await presenter.one(session, service, settings=settings)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @admin_router.get(
@@ -218,6 +235,7 @@ async def list_services(
     session: SessionDep,
     _admin: AdminDep,
     settings: SettingsDep,
+    clock: ClockDep,
     page: PageDep,
     customer_id: str | None = None,
     status: Literal["active", "cancelled"] | None = None,
@@ -230,7 +248,8 @@ async def list_services(
         session, query, page, created_at=Service.created_at, row_id=Service.id
     )
     return Page(
-        data=await presenter.many(session, rows, settings=settings), next_cursor=next_cursor
+        data=await presenter.many(session, rows, settings=settings, now=clock.now()),
+        next_cursor=next_cursor,
     )
 
 
@@ -238,12 +257,16 @@ async def list_services(
     "/services/{service_id}", response_model=ServiceOut, responses=problem_responses(401, 403, 404)
 )
 async def get_service(
-    service_id: ServicePath, session: SessionDep, _admin: AdminDep, settings: SettingsDep
+    service_id: ServicePath,
+    session: SessionDep,
+    _admin: AdminDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> ServiceOut:
     service = await repository.get(session, service_id)
     if service is None:
         raise NotFound("No such service.", code="service_not_found")
-    return await presenter.one(session, service, settings=settings)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 @admin_router.get(

@@ -13,9 +13,12 @@ from app.core.money import Money
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 ServiceKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
+# The state of a service's next renewal; the README's "What the customer sees" says what
+# each one means and which action fixes it.
 Readiness = Literal[
     "ok",
     "service_cancelled",
+    "service_lapsed",
     "auto_renew_off",
     "no_payment_method",
     "payment_method_not_validated",
@@ -24,6 +27,10 @@ Readiness = Literal[
     "payment_method_failed",
     "payment_method_expires_before_renewal",
     "currency_not_supported_by_method",
+    "sepa_not_collectable_before_expiry",
+    "requires_authentication",
+    "retrying",
+    "renewal_failed",
 ]
 
 
@@ -55,6 +62,10 @@ class PaymentMethodAssignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     payment_method_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    auto_renew: StrictBool = Field(
+        default=True,
+        description="Choosing a method turns automatic renewal on; false turns it off.",
+    )
 
 
 class BulkPaymentMethodAssignment(PaymentMethodAssignment):
@@ -74,9 +85,32 @@ class PaymentMethodSummary(BaseModel):
 
 
 class NextCharge(BaseModel):
-    at: datetime
+    at: datetime = Field(description="The next charge, retry or SEPA collection; never past.")
     amount: Money
     lead_days: int
+    kind: Literal["charge", "retry", "collection"] = Field(
+        description="charge: a planned card charge; retry: the next attempt after a decline; "
+        "collection: a SEPA direct debit's collection date."
+    )
+
+
+class NextAction(BaseModel):
+    type: Literal["authenticate_payment", "choose_payment_method"]
+    url: str | None = Field(default=None, description="For authenticate_payment.")
+
+
+class CurrentRenewal(BaseModel):
+    """The renewal of the period that starts at the service's expiry, once planned."""
+
+    id: str
+    status: str
+    amount: Money
+    attempt_count: int
+    next_attempt_at: datetime | None
+    failure_code: str | None = Field(description="Stable: the decline or why it stopped.")
+    failure_reason: str | None = Field(description="The same, as a sentence for the customer.")
+    next_action: NextAction | None
+    notified_at: datetime | None = Field(description="When `renewal.upcoming` told the customer.")
 
 
 class ServiceOut(BaseModel):
@@ -94,6 +128,10 @@ class ServiceOut(BaseModel):
         description="When the next renewal will be charged and how much; null when not renewing."
     )
     renewal_readiness: Readiness
+    renewal_readiness_message: str = Field(
+        description="One sentence for the customer: what happens next, or what to do."
+    )
+    current_renewal: CurrentRenewal | None
     created_at: datetime
     updated_at: datetime
     cancelled_at: datetime | None

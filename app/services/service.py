@@ -15,11 +15,11 @@ from app.core.errors import Conflict, NotFound
 from app.core.settings import Settings
 from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMethodChangedData
 from app.events.service import emit
-from app.services import repository
+from app.services import repository, schedule
 from app.services.lead_time import next_charge_at
 from app.services.methods import MethodFacts, default_method, load_method
 from app.services.models import Service, ServiceChange
-from app.services.schemas import Readiness, ServiceUpsert
+from app.services.schemas import ServiceUpsert
 
 ActorKind = Literal["customer", "admin", "system"]
 
@@ -89,6 +89,7 @@ async def upsert_service(
             updated_at=now,
             cancelled_at=now if body.status == "cancelled" else None,
         )
+        schedule.expiry_changed(service, now)
         session.add(service)
         _record(
             session, service, actor=actor, field="created", before=None, after=body.status, now=now
@@ -111,6 +112,7 @@ async def upsert_service(
         service.customer_id = body.customer_id
         service.payment_method_id = None
         service.auto_renew = False
+        schedule.renewal_changed(service, now)
     new_price = {"amount": body.price.amount, "currency": body.price.currency}
     if _price(service) != new_price:
         note("price", _price(service), new_price)
@@ -119,10 +121,14 @@ async def upsert_service(
         note("expires_at", service.expires_at.isoformat(), body.expires_at.isoformat())
         service.expires_at = body.expires_at
         service.expiry_anchor_day = body.expires_at.day
+        schedule.expiry_changed(service, now)
     if service.status != body.status:
         note("status", service.status, body.status)
         service.status = body.status
         service.cancelled_at = now if body.status == "cancelled" else None
+        schedule.kind_or_status_changed(service, now)
+    if service.kind != body.kind:
+        schedule.kind_or_status_changed(service, now)
     service.kind, service.name, service.period_months = body.kind, body.name, body.period_months
     service.updated_at = now
     await session.flush()
@@ -148,6 +154,7 @@ async def cancel_service(
         service.status = "cancelled"
         service.cancelled_at = now
         service.updated_at = now
+        schedule.renewal_changed(service, now)
     return service
 
 
@@ -237,6 +244,7 @@ async def _assign(
     )
     service.payment_method_id = method_id
     service.updated_at = now
+    schedule.renewal_changed(service, now)
 
 
 async def switch_payment_method(
@@ -260,14 +268,18 @@ async def assign_payment_method(
     service_id: str,
     method_id: str,
     *,
+    auto_renew: bool = True,
     settings: Settings,
     actor: Actor,
     now: datetime,
 ) -> Service:
+    """Choosing a method is the customer's opt-in: auto-renew goes on with it (on an active
+    service), unless `auto_renew` says otherwise."""
     service = await get_owned(session, customer_id, service_id, for_update=True)
     method = await _usable_method(session, customer_id, method_id)
     check_method_can_pay(service, method, settings)
     await _assign(session, service, method.id, actor=actor, now=now)
+    await _auto_renew(session, service, auto_renew, actor=actor, now=now)
     return service
 
 
@@ -285,6 +297,7 @@ async def assign_payment_method_to_many(
     method_id: str,
     service_ids: Sequence[str] | None,
     *,
+    auto_renew: bool = True,
     settings: Settings,
     actor: Actor,
     now: datetime,
@@ -318,6 +331,7 @@ async def assign_payment_method_to_many(
         )
     for service in services:
         await _assign(session, service, method.id, actor=actor, now=now)
+        await _auto_renew(session, service, auto_renew, actor=actor, now=now)
     return services
 
 
@@ -357,55 +371,34 @@ async def set_auto_renew(
             )
         check_method_can_pay(service, fallback, settings)
         await _assign(session, service, fallback.id, actor=actor, now=now)
-    if service.auto_renew != enabled:
-        await emit(
-            session,
-            type="service.auto_renew_changed",
-            resource_id=service.id,
-            customer_id=service.customer_id,
-            data=ServiceAutoRenewChangedData(
-                service_id=service.id, customer_id=service.customer_id, auto_renew=enabled
-            ),
-            now=now,
-        )
-        _record(
-            session,
-            service,
-            actor=actor,
-            field="auto_renew",
-            before=service.auto_renew,
-            after=enabled,
-            now=now,
-        )
-        service.auto_renew = enabled
-        service.updated_at = now
+    await _auto_renew(session, service, enabled, actor=actor, now=now)
     return service
 
 
-# --- what the customer is shown ----------------------------------------------------------
-
-
-def renewal_readiness(
-    service: Service, method: MethodFacts | None, settings: Settings
-) -> Readiness:
-    """The first thing that would stop the next renewal, so the SPA can say what to fix."""
-    if service.status != "active":
-        return "service_cancelled"
-    if method is None:
-        return "no_payment_method"
-    if method.status in ("revoked", "expired"):
-        return "payment_method_revoked" if method.status == "revoked" else "payment_method_expired"
-    if method.status == "failed":  # a detached card, a mandate a SEPA return ended
-        return "payment_method_failed"
-    if method.status != "validated":
-        return "payment_method_not_validated"
-    if not method.supports_currency(service.price_currency):
-        return "currency_not_supported_by_method"
-    charge_at = next_charge_at(
-        settings, expires_at=service.expires_at, kind=service.kind, method_type=method.type
+async def _auto_renew(
+    session: AsyncSession, service: Service, enabled: bool, *, actor: Actor, now: datetime
+) -> None:
+    if service.auto_renew == enabled or (enabled and service.status != "active"):
+        return
+    await emit(
+        session,
+        type="service.auto_renew_changed",
+        resource_id=service.id,
+        customer_id=service.customer_id,
+        data=ServiceAutoRenewChangedData(
+            service_id=service.id, customer_id=service.customer_id, auto_renew=enabled
+        ),
+        now=now,
     )
-    if method.valid_until is not None and method.valid_until <= charge_at:
-        return "payment_method_expires_before_renewal"
-    if not service.auto_renew:
-        return "auto_renew_off"
-    return "ok"
+    _record(
+        session,
+        service,
+        actor=actor,
+        field="auto_renew",
+        before=service.auto_renew,
+        after=enabled,
+        now=now,
+    )
+    service.auto_renew = enabled
+    service.updated_at = now
+    schedule.renewal_changed(service, now)

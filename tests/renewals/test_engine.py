@@ -19,6 +19,7 @@ from app.gateways.throttle import ThrottledGateway
 from app.renewals.engine import settle
 from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.reasons import describe
 from app.services.models import Service
 from tests import factories
 from tests.renewals.fake_gateway import FakeGateway
@@ -181,7 +182,7 @@ async def test_soft_declines_are_retried_on_the_schedule_then_fail(
     await renewer.sweep()  # third failure: the next step (5 days) is past the expiry
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "failed"
-    assert renewal.failure_reason == "service_expired_before_retry"
+    assert renewal.failure_reason == describe("insufficient_funds", "service_expired_before_retry")
     assert [a.status for a in await attempts(session, renewal.id)] == ["failed"] * 3
     assert gateway.successful_charges() == []
 
@@ -413,11 +414,28 @@ async def test_outcomes_are_announced_in_the_same_transaction(
 async def test_a_failed_charge_is_announced_each_time(
     session: AsyncSession, clock: FrozenClock, renewer: RenewalEngine, gateway: FakeGateway
 ) -> None:
-    await due_service(session, clock, behaviour="soft_decline", gateway=gateway)
+    """A decline with a retry ahead is `retry_scheduled`; `failed` means failed for good."""
+    await due_service(
+        session, clock, behaviour="soft_decline", gateway=gateway, expires_in=timedelta(days=6)
+    )
     await renewer.sweep()
     clock.advance(timedelta(days=1))
     await renewer.sweep()
-    assert await event_types(session) == ["renewal.failed", "renewal.failed"]
+    assert await event_types(session) == ["renewal.retry_scheduled"] * 2
+    clock.advance(timedelta(days=3))
+    await renewer.sweep()  # the next step (5 days) is past the expiry
+    assert await event_types(session) == ["renewal.retry_scheduled"] * 2 + ["renewal.failed"]
+    [retry, _, failed] = (
+        await session.execute(select(Event.data).order_by(Event.created_at, Event.sequence))
+    ).scalars()
+    assert (retry["status"], retry["failure_code"], retry["attempt_count"]) == (
+        "scheduled",
+        "insufficient_funds",
+        1,
+    )
+    assert retry["next_attempt_at"] is not None
+    assert failed["status"] == "failed"
+    assert failed["next_action"] == {"type": "choose_payment_method", "url": None}
 
 
 async def test_the_customer_retries_after_fixing_the_method(
@@ -487,8 +505,9 @@ async def test_answers_of_one_batch_settle_together_each_by_its_own_rules(
         )
     ).all()
     assert [tuple(row) for row in events] == [
-        ("renewal.failed", 2),
+        ("renewal.failed", 1),
         ("renewal.requires_action", 1),
+        ("renewal.retry_scheduled", 1),
         ("renewal.succeeded", 3),
         ("service.renewed", 3),
     ]

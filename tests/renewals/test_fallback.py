@@ -15,6 +15,7 @@ from app.events.models import Event
 from app.payment_methods.models import PaymentMethod
 from app.renewals import fallback
 from app.renewals.engine.sweep import RenewalEngine
+from app.renewals.reasons import and_finally, describe
 from app.services import repository as services_repository
 from app.services.models import Service
 from tests import factories
@@ -152,7 +153,9 @@ async def test_exhausted_soft_declines_switch_and_the_new_method_gets_its_own_du
     await renewer.sweep()  # other: the next step (3 days) is past the expiry: no method left
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "failed"
-    assert renewal.failure_reason == "service_expired_before_retry; fallback methods exhausted"
+    assert renewal.failure_reason == and_finally(
+        describe("insufficient_funds", "service_expired_before_retry"), "fallback_exhausted"
+    )
     assert [a.payment_method_id for a in await attempts(session, renewal.id)] == [
         poor.id,
         poor.id,
@@ -199,7 +202,9 @@ async def test_without_candidates_the_renewal_fails_with_the_reason(
     assert (summary.failed, summary.payment_method_switched) == (1, 0)
     renewal = await renewal_of(session, service.id)
     assert (renewal.status, renewal.failure_code) == ("failed", "stolen_card")
-    assert renewal.failure_reason == "hard decline; fallback methods exhausted"
+    assert renewal.failure_reason == and_finally(
+        describe("stolen_card", "hard_decline"), "fallback_exhausted"
+    )
     assert await method_changes(session, service.id) == []
 
 
@@ -272,7 +277,9 @@ async def test_methods_already_tried_are_not_tried_again(
     await renewer.sweep()  # first → second (the default) → third → nothing left
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "failed"
-    assert renewal.failure_reason == "hard decline; fallback methods exhausted"
+    assert renewal.failure_reason == and_finally(
+        describe("stolen_card", "hard_decline"), "fallback_exhausted"
+    )
     tried = [a.payment_method_id for a in await attempts(session, renewal.id)]
     assert tried == [first.id, second.id, third.id]
     assert len(set(a.idempotency_key for a in await attempts(session, renewal.id))) == 3
@@ -300,6 +307,9 @@ async def test_off_by_default_nothing_is_switched(
     summary = await engine.sweep()
     assert (summary.failed, summary.payment_method_switched) == (1, 0)
     renewal = await renewal_of(session, service.id)
-    assert (renewal.status, renewal.failure_reason) == ("failed", "hard decline")
+    assert (renewal.status, renewal.failure_reason) == (
+        "failed",
+        describe("stolen_card", "hard_decline"),
+    )
     assert (await refreshed(session, service)).payment_method_id == stolen.id
     assert await method_changes(session, service.id) == []

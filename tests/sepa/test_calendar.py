@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from app.core.errors import Unprocessable
-from app.sepa.calendar import (
+from app.core.target2 import (
     add_business_days,
     collection_date_for,
     earliest_collection_date,

@@ -175,8 +175,16 @@ async def test_an_md01_return_makes_the_method_unusable(
     assert service.expires_at == EXPIRES
     assert len(await events_of(session, "payment_method.failed")) == 1
     assert len(await events_of(session, "renewal.failed")) == 1
-    shown = await client.get(f"/v1/services/{'host-1'}", headers=auth("cus_1"))
-    assert shown.json()["renewal_readiness"] == "payment_method_failed"
+    shown = (await client.get("/v1/services/host-1", headers=auth("cus_1"))).json()
+    # The renewal failed for good, for a reason the customer fixes with another method.
+    assert shown["renewal_readiness"] == "renewal_failed"
+    assert "no valid mandate" in shown["renewal_readiness_message"]
+    assert shown["current_renewal"]["failure_code"] == "sepa_return_md01"
+    assert shown["current_renewal"]["next_action"] == {
+        "type": "choose_payment_method",
+        "url": None,
+    }
+    assert shown["next_charge"] is None
 
 
 async def test_an_md06_refund_marks_the_renewal_refunded(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import create_engine, literal, select
 
-from app.core.database import UTCDateTime
 from app.core.settings import ConfigurationError, Settings
-from app.services.lead_time import charge_date_reached, lead_days, next_charge_at
+from app.services.lead_time import (
+    ChargePlan,
+    card_charge,
+    lead_days,
+    next_charge_at,
+    notice_at,
+    plan_lead_days,
+    sepa_collection,
+)
 from app.services.periods import add_months
 
 
@@ -55,35 +61,86 @@ def test_lead_is_the_larger_of_method_and_kind() -> None:
     )
 
 
-def test_a_sepa_lead_shorter_than_prenotification_is_refused_at_startup() -> None:
+def test_a_sepa_lead_shorter_than_its_notice_is_refused_at_startup() -> None:
+    # The notice (15) plus the bank's day plus 4 spare days: 20.
     with pytest.raises(ConfigurationError, match="LEAD_DAYS_SEPA"):
-        Settings(renewal_lead_days_sepa=10).check()
-    Settings(renewal_lead_days_sepa=19).check()
+        Settings(renewal_lead_days_sepa=19).check()
+    Settings(renewal_lead_days_sepa=20).check()
+    # Without the consumer notice, SEPA's own pre-notification (14) counts.
+    Settings(renewal_lead_days_sepa=19, renewal_notice_days=0).check()
+    with pytest.raises(ConfigurationError):
+        Settings(renewal_lead_days_sepa=10, renewal_notice_days=0).check()
     with pytest.raises(ConfigurationError):
         Settings(sepa_prenotification_days=20).check()
 
 
-@pytest.mark.parametrize("kind", ["domain", "hosting", "mailbox"])
-@pytest.mark.parametrize("method_type", ["card", "sepa_debit"])
-def test_the_sql_due_test_agrees_with_next_charge_at(kind: str, method_type: str) -> None:
-    settings = Settings(renewal_lead_days_by_kind={"domain": 14, "mailbox": 3})
-    now = at(2027, 3, 1)
-    engine = create_engine("sqlite://")
-    with engine.connect() as connection:
-        for days in range(30):
-            for hours in (-1, 0, 1):
-                expires_at = now.replace(hour=12) + timedelta(days=days, hours=hours)
-                reached = charge_date_reached(
-                    settings,
-                    now.replace(hour=12),
-                    expires_at=literal(expires_at, UTCDateTime()),
-                    kind=literal(kind),
-                    method_type=literal(method_type),
-                )
-                charge_at = next_charge_at(
-                    settings, expires_at=expires_at, kind=kind, method_type=method_type
-                )
-                expected = charge_at <= now.replace(hour=12)
-                assert bool(connection.execute(select(reached)).scalar_one()) is expected, (
-                    f"{kind} by {method_type} expiring in {days}d{hours:+}h"
-                )
+def test_a_card_is_announced_its_notice_before_its_lead() -> None:
+    settings = Settings()
+    expires = at(2027, 3, 31)
+    assert plan_lead_days(settings, kind="hosting", method_type="card") == 7 + 15
+    assert plan_lead_days(settings, kind="domain", method_type="card") == 14 + 15
+    assert notice_at(settings, expires_at=expires, kind="hosting", method_type="card") == at(
+        2027, 3, 9
+    )
+    # On time: the usual date, a full notice.
+    on_time = card_charge(settings, expires_at=expires, kind="hosting", now=at(2027, 3, 9))
+    assert on_time == ChargePlan(at(2027, 3, 24), "full")
+    # Five days late: the charge moves five days later, the notice stays full.
+    late = card_charge(settings, expires_at=expires, kind="hosting", now=at(2027, 3, 14))
+    assert late == ChargePlan(at(2027, 3, 29), "full")
+    # Ten days before expiry: no full notice fits; the last moment, a day before expiry.
+    short = card_charge(settings, expires_at=expires, kind="hosting", now=at(2027, 3, 21))
+    assert short == ChargePlan(at(2027, 3, 30), "short")
+    # Past that moment (or past expiry, within grace): now.
+    assert card_charge(settings, expires_at=expires, kind="hosting", now=at(2027, 4, 2)) == (
+        ChargePlan(at(2027, 4, 2), "short")
+    )
+    # The customer's own act is the notice: the usual date, or now when it has passed.
+    act = card_charge(
+        settings, expires_at=expires, kind="hosting", now=at(2027, 3, 21), customer_act=True
+    )
+    assert act == ChargePlan(at(2027, 3, 24), "customer_act")
+    assert card_charge(
+        settings, expires_at=expires, kind="hosting", now=at(2027, 3, 26), customer_act=True
+    ) == ChargePlan(at(2027, 3, 26), "customer_act")
+    # Notice off: charged at the lead.
+    off = Settings(renewal_notice_days=0)
+    assert card_charge(off, expires_at=expires, kind="hosting", now=at(2027, 3, 21)) == (
+        ChargePlan(at(2027, 3, 24), "full")
+    )
+
+
+def test_a_sepa_debit_is_collected_its_notice_after_its_announcement() -> None:
+    settings = Settings()
+    expires = datetime(2027, 3, 31, 10, 30, tzinfo=UTC)  # a Wednesday
+    announced = notice_at(settings, expires_at=expires, kind="hosting", method_type="sepa_debit")
+    assert announced.date() == date(2027, 3, 10)
+    # 15 days' notice from 10 March is the 25th, a Thursday.
+    usual = next_charge_at(settings, expires_at=expires, kind="hosting", method_type="sepa_debit")
+    assert usual == datetime(2027, 3, 25, tzinfo=UTC)
+    full = sepa_collection(
+        settings, expires_at=expires, kind="hosting", today=date(2027, 3, 10), notice="full"
+    )
+    assert full == (date(2027, 3, 25), "full")
+    # From the 16th, 15 days do not fit but SEPA's 14 do: the last day before expiry.
+    short = sepa_collection(
+        settings, expires_at=expires, kind="hosting", today=date(2027, 3, 16), notice="full"
+    )
+    assert short == (date(2027, 3, 30), "short")
+    # From the 17th not even SEPA's 14 days fit.
+    assert (
+        sepa_collection(
+            settings, expires_at=expires, kind="hosting", today=date(2027, 3, 17), notice="full"
+        )
+        is None
+    )
+    # The customer's act: SEPA's own period, not before the usual date; 14 days from the
+    # 15th is Easter Monday 2027, when TARGET2 is closed.
+    act = sepa_collection(
+        settings, expires_at=expires, kind="hosting", today=date(2027, 3, 9), notice="customer_act"
+    )
+    assert act == (date(2027, 3, 25), "customer_act")
+    act = sepa_collection(
+        settings, expires_at=expires, kind="hosting", today=date(2027, 3, 15), notice="customer_act"
+    )
+    assert act == (date(2027, 3, 30), "customer_act")

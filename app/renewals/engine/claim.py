@@ -9,7 +9,7 @@ after the commit leaves an attempt on record that reconcile can settle by its ke
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,7 +57,7 @@ async def claim_batch(
             else:
                 before = Before.of(renewal, service)
                 method = methods.get(service.payment_method_id or "")
-                if stop_reason(renewal, service, method) is None:
+                if stop_reason(renewal, service, method, now, settings) is None:
                     method = await fall_back.replace_unusable(
                         session, renewal, service, method, now, tally, settings
                     )
@@ -72,7 +72,13 @@ async def claim_batch(
     return jobs, tally
 
 
-def stop_reason(renewal: Renewal, service: Service, method: PaymentMethod | None) -> str | None:
+def stop_reason(
+    renewal: Renewal,
+    service: Service,
+    method: PaymentMethod | None,
+    now: datetime,
+    settings: Settings,
+) -> str | None:
     """Why this renewal must not be charged any more, if something changed mid-flight."""
     if service.status != "active":
         return "service_cancelled"
@@ -80,6 +86,10 @@ def stop_reason(renewal: Renewal, service: Service, method: PaymentMethod | None
         return "auto_renew_off"
     if service.expires_at != renewal.period_start:
         return "service_already_renewed"
+    if now >= service.expires_at + timedelta(days=settings.renewal_grace_days):
+        # Found past its grace (the scheduler was down): charging now would bill for a
+        # service that has already lapsed.
+        return "service_lapsed"
     if method is None:
         return "no_payment_method"
     if method.status == "revoked":
@@ -99,7 +109,7 @@ def start_attempt(
     settings: Settings,
 ) -> ChargeJob | None:
     """A new `processing` attempt and its job; None when the renewal is not to be charged."""
-    reason = stop_reason(renewal, service, method)
+    reason = stop_reason(renewal, service, method, now, settings)
     if reason is not None:
         finish(renewal, "canceled", now, code=reason)
         tally.count("canceled")

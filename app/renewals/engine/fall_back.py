@@ -20,6 +20,7 @@ from app.renewals.engine.outcomes import reschedule
 from app.renewals.engine.summary import SweepSummary
 from app.renewals.models import Renewal
 from app.renewals.notify import Before
+from app.renewals.reasons import and_finally
 from app.services.models import Service
 
 
@@ -77,9 +78,7 @@ async def or_fail(
         now=now,
     )
     if method is None:
-        renewal.failure_reason = f"{renewal.failure_reason or ''}"[:220] + (
-            "; fallback methods exhausted"
-        )
+        renewal.failure_reason = and_finally(renewal.failure_reason, "fallback_exhausted")
         tally.count("failed")
         return
     # A new method starts its own dunning; the grace rule in after_soft_failure still

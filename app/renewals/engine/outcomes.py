@@ -16,6 +16,8 @@ from app.core.settings import Settings
 from app.renewals.dunning import after_soft_failure
 from app.renewals.engine.summary import SweepSummary
 from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.reasons import describe
+from app.services import schedule
 from app.services.models import Service
 
 log = logging.getLogger("autorenew.renewals")
@@ -35,6 +37,7 @@ def succeed(
     if service.expires_at == renewal.period_start:
         service.expires_at = renewal.period_end
         service.updated_at = now
+        schedule.expiry_changed(service, now)
     else:
         log.warning(
             "renewal charged but the service expiry had changed",
@@ -58,7 +61,7 @@ def declined(
     close_attempt(attempt, "failed", now, code=code)
     attempt.decline_code, attempt.hard_decline = decline_code, hard
     if hard:
-        fail(renewal, now, tally, settings, code=decline_code or code, reason="hard decline")
+        fail(renewal, now, tally, settings, code=decline_code or code, reason="hard_decline")
         return
     soft_failure(renewal, service, now, tally, settings, code=decline_code or code)
 
@@ -82,7 +85,7 @@ def soft_failure(
         service_expires_at=service.expires_at,
         grace_days=settings.renewal_grace_days,
     )
-    renewal.failure_code = code
+    renewal.failure_code, renewal.failure_reason = code, describe(code)
     if decision.retry_at is None:
         fail(renewal, now, tally, settings, code=code, reason=decision.reason)
     else:
@@ -99,8 +102,10 @@ def fail(
     code: str,
     reason: str | None,
 ) -> None:
-    """The renewal's method failed for good. With the fallback on, `fall_back.or_fail`
-    (run once this step is done) may still give it another method, and counts it."""
+    """The renewal's method failed for good. `reason` says why it is final (a key of
+    app/renewals/reasons.py) or is the gateway's own words. With the fallback on,
+    `fall_back.or_fail` (run once this step is done) may still give it another method, and
+    counts it."""
     finish(renewal, "failed", now, code=code, reason=reason)
     if not settings.renewal_fallback_enabled:
         tally.count("failed")
@@ -117,6 +122,7 @@ def requires_action(
     renewal.status = "requires_action"
     renewal.action_url = url
     renewal.failure_code = "authentication_required"
+    renewal.failure_reason = describe("authentication_required")
     renewal.next_attempt_at = None
     renewal.lease_owner, renewal.lease_expires_at = None, None
     renewal.updated_at = now
@@ -155,7 +161,7 @@ def finish(
 ) -> None:
     renewal.status = status
     renewal.failure_code = code if status != "succeeded" else None
-    renewal.failure_reason = reason or code if status != "succeeded" else None
+    renewal.failure_reason = describe(code, reason) if status != "succeeded" else None
     renewal.action_url = None  # a finished renewal asks nothing more of the customer
     renewal.next_attempt_at = None
     renewal.lease_owner, renewal.lease_expires_at = None, None

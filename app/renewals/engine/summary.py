@@ -21,7 +21,11 @@ OUTCOMES = (
 
 @dataclass
 class SweepSummary:
+    """A run's counts: the card sweep's, with the SEPA cycle's and the notices added by the
+    run (app/runs). `failed` and `canceled` count SEPA renewals too."""
+
     planned: int = 0
+    notices: int = 0  # renewal.upcoming sent: card renewals planned, SEPA collections fixed
     claimed: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -34,6 +38,12 @@ class SweepSummary:
     payment_method_switched: int = 0
     # Left due without a charge: the gateway refused our API key (see gateway_unavailable).
     deferred: int = 0
+    sepa_prenotified: int = 0
+    sepa_waiting: int = 0
+    sepa_released: int = 0
+    sepa_settled: int = 0
+    expiry_reminders: int = 0
+    lapsed: int = 0
     duration_seconds: float = 0.0
     # The sweep met a gateway that refuses to work for us, and stopped charging.
     gateway_unavailable: bool = False

@@ -78,7 +78,7 @@ class RenewalEngine:
         started = time.perf_counter()
         summary = SweepSummary()
         self._gateway_state = GatewayState()
-        summary.planned = await self.plan()
+        summary.planned = await self.plan(summary)
         batches = 0
         charging: list[asyncio.Task[None]] = []
         try:
@@ -121,8 +121,12 @@ class RenewalEngine:
         elif self._gateway_state.answered:
             self.availability.mark_available()
 
-    async def plan(self) -> int:
-        return await plan.plan(self.sessionmaker, self.clock.now(), self.settings)
+    async def plan(self, summary: SweepSummary | None = None) -> int:
+        """Plan what is due; the number of renewals planned (notices go to `summary`)."""
+        planned = await plan.plan(self.sessionmaker, self.clock.now(), self.settings)
+        if summary is not None:
+            summary.notices += planned.notices
+        return planned.renewals
 
     async def claim(self, summary: SweepSummary) -> list[ChargeJob]:
         jobs, tally = await claim.claim_batch(

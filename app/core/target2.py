@@ -1,5 +1,9 @@
 """TARGET2 business days and the dates of a SEPA direct debit.
 
+Plumbing beside the clock rather than part of app/sepa: the renewal timing rules
+(app/services/lead_time.py) predict collection dates with it, for services and renewals
+that must not depend on the SEPA machinery.
+
 A SEPA collection settles only on a TARGET2 business day: Monday to Friday, except the
 days the Eurosystem closes T2 (1 January, Good Friday, Easter Monday, 1 May, 25 and 26
 December). The closing days come from the `holidays` package's European Central Bank
