@@ -133,6 +133,8 @@ async def seed(database_url: str, cards: list[tuple[str, str]], count: int) -> N
                         "price_amount": 1299, "price_currency": "EUR", "auto_renew": True,
                         "payment_method_id": f"pm_bench_{card}", "created_at": now,
                         "updated_at": now,
+                        # Planned already (the renewal below): nothing for planning to do.
+                        "renewal_notice_at": None, "expiry_reminder_at": None,
                     })  # fmt: skip
                     renewals.append({
                         "id": f"ren_bench{index:07d}", "service_id": service_id,

@@ -50,6 +50,8 @@ from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.renewals.engine.summary import SweepSummary
 from app.renewals.engine.sweep import RenewalEngine
+from app.renewals.lapse import announce_lapsed
+from app.renewals.reminders import send_expiry_reminders
 from app.sepa import collections as sepa_collections
 from bench.renewals import NullGateway, scratch_database
 
@@ -91,17 +93,30 @@ FROM bench_plan p
 SERVICES = """
 INSERT INTO services (id, customer_id, kind, name, status, expires_at, expiry_anchor_day,
     period_months, price_amount, price_currency, auto_renew, payment_method_id, created_at,
-    updated_at, cancelled_at)
+    updated_at, cancelled_at, renewal_notice_at, expiry_reminder_at, lapsed_at)
 SELECT s.id, 'cus_' || s.customer, s.kind, s.kind || ' ' || s.i, s.status, e.expires_at,
        extract(day FROM e.expires_at AT TIME ZONE 'UTC')::int, s.period_months,
        CASE WHEN s.kind = 'domain' THEN 1299 ELSE 499 * s.period_months END, 'EUR',
-       s.auto_renew,
-       CASE WHEN NOT s.due AND NOT s.auto_renew AND s.r3 < 0.5 THEN NULL
-            WHEN NOT s.due AND s.customer % 10 = 0 AND s.r3 < 0.5 THEN 'pm_x' || s.customer
-            ELSE 'pm_c' || s.customer END,
+       s.auto_renew, m.method,
        :now - interval '400 days', :now - interval '30 days',
-       CASE WHEN s.status = 'cancelled' THEN :now - interval '10 days' END
+       CASE WHEN s.status = 'cancelled' THEN :now - interval '10 days' END,
+       -- Where the renewal jobs left each service (app/services/schedule.py): planning at
+       -- the lead (the sweep runs without the notice), the next expiry reminder of a domain
+       -- (30, 7 and -3 days), the expired ones already announced as lapsed.
+       CASE WHEN s.status = 'active' AND s.auto_renew AND m.method IS NOT NULL
+            THEN e.expires_at - s.lead_days * interval '1 day' END,
+       CASE WHEN s.status = 'active' AND s.kind = 'domain' THEN CASE
+            WHEN e.expires_at - interval '30 days' > :now THEN e.expires_at - interval '30 days'
+            WHEN e.expires_at - interval '7 days' > :now THEN e.expires_at - interval '7 days'
+            WHEN e.expires_at + interval '3 days' > :now THEN e.expires_at + interval '3 days'
+       END END,
+       CASE WHEN e.expires_at < :now THEN e.expires_at END
 FROM bench_services s
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN NOT s.due AND NOT s.auto_renew AND s.r3 < 0.5 THEN NULL
+                WHEN NOT s.due AND s.customer % 10 = 0 AND s.r3 < 0.5 THEN 'pm_x' || s.customer
+                ELSE 'pm_c' || s.customer END AS method
+) AS m
 CROSS JOIN LATERAL (
     SELECT date_trunc('second', CASE
         -- Due now: inside the lead time of its kind (7 days hosting, 14 days domains).
@@ -278,8 +293,14 @@ def profile_statements(engine: AsyncEngine) -> dict[str, list[float]]:
     return spent
 
 
+def bench_settings(database_url: str) -> Settings:
+    # The due services are seeded inside their charge lead, as if announced long ago: the
+    # sweep plans and charges them at once, without the notice.
+    return Settings(database_url=database_url, renewal_notice_days=0)
+
+
 async def sweep_once(database_url: str) -> dict[str, Any]:
-    settings = Settings(database_url=database_url)
+    settings = bench_settings(database_url)
     engine = create_engine(database_url, pool_size=settings.db_pool_size)
     renewer = RenewalEngine(
         create_sessionmaker(engine),
@@ -349,8 +370,9 @@ def _scans(plan: dict[str, Any]) -> list[str]:
 
 
 async def explain_sweep(database_url: str) -> list[Explained]:
-    """Plan, one claim batch and the SEPA cycle inside one transaction that is rolled back;
-    the first time each read runs, EXPLAIN (ANALYZE, BUFFERS) runs it just before."""
+    """Plan, one claim batch, the SEPA cycle, the reminders and the lapses inside one
+    transaction that is rolled back; the first time each read runs, EXPLAIN (ANALYZE,
+    BUFFERS) runs it just before."""
     engine = create_engine(database_url)
     explained: dict[str, Explained] = {}
 
@@ -379,7 +401,7 @@ async def explain_sweep(database_url: str) -> list[Explained]:
             _scans(top),
         )
 
-    clock, settings = SystemClock(), Settings(database_url=database_url)
+    clock, settings = SystemClock(), bench_settings(database_url)
     connection: AsyncConnection
     async with engine.connect() as connection:
         outer = await connection.begin()
@@ -396,6 +418,8 @@ async def explain_sweep(database_url: str) -> list[Explained]:
         await renewer.plan()
         await renewer.claim(SweepSummary())
         await sepa_collections.run_cycle(maker, clock, settings)
+        await send_expiry_reminders(maker, clock.now(), settings)
+        await announce_lapsed(maker, clock.now(), settings)
         await outer.rollback()
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -94,6 +94,8 @@ def replica_env(database_url: str, gateway_url: str, replicas: int) -> dict[str,
         "AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS": "1",
         "AUTORENEW_SCHEDULER_ENABLED": "true",
         "AUTORENEW_RENEWAL_INTERVAL_SECONDS": "1",
+        # The services are seeded days before expiry: charged at once, without a notice.
+        "AUTORENEW_RENEWAL_NOTICE_DAYS": "0",
         # Must outlast connect + read timeout (checked at startup).
         "AUTORENEW_RENEWAL_LEASE_SECONDS": "5",
         "AUTORENEW_RENEWAL_BATCH_SIZE": "25",

@@ -36,10 +36,11 @@ def lapse_reason(service: Service, renewal: Renewal | None) -> str:
         return "not_renewed_in_time" if code == "service_lapsed" else code
     if renewal is not None and renewal.status == "requires_action":
         return "authentication_required"
-    if not service.auto_renew:
-        return "auto_renew_off"
+    # In the order readiness says them: choosing a method turns auto-renew on too.
     if service.payment_method_id is None:
         return "no_payment_method"
+    if not service.auto_renew:
+        return "auto_renew_off"
     return "not_renewed_in_time"
 
 

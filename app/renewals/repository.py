@@ -22,17 +22,26 @@ async def services_to_plan(
     """Services whose planning time has come (`renewal_notice_at` up to now), with their
     payment method's type, which decides the lead. Along ix_services_renewal_notice: the
     caller moves each row out of the range (a later time, or none), so every page starts
-    at the front and reads only what is due. On PostgreSQL replicas take disjoint pages."""
+    at the front and reads only what is due. On PostgreSQL replicas take disjoint pages.
+    The types come by primary key afterwards: a join let the planner hash the whole
+    payment_methods table for a page of 500."""
     query = (
-        select(Service, PaymentMethod.type)
-        .outerjoin(PaymentMethod, PaymentMethod.id == Service.payment_method_id)
+        select(Service)
         .where(Service.renewal_notice_at <= now)
         .order_by(Service.renewal_notice_at, Service.id)
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=Service, skip_locked=True)
-    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+        query = query.with_for_update(skip_locked=True)
+    services = list((await session.execute(query)).scalars())
+    wanted = {s.payment_method_id for s in services if s.payment_method_id is not None}
+    types: dict[str, str] = {}
+    if wanted:
+        rows = await session.execute(
+            select(PaymentMethod.id, PaymentMethod.type).where(PaymentMethod.id.in_(wanted))
+        )
+        types = {row[0]: row[1] for row in rows.all()}
+    return [(s, types.get(s.payment_method_id or "")) for s in services]
 
 
 async def insert_or_revive(

@@ -48,6 +48,8 @@ def worker_env(database_url: str, gateway_url: str, lease_seconds: int) -> dict[
         "AUTORENEW_GATEWAY_TIMEOUT_SECONDS": "1.5",
         "AUTORENEW_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",
         "AUTORENEW_RENEWAL_INTERVAL_SECONDS": "1",
+        # The services are seeded days before expiry: charged at once, without a notice.
+        "AUTORENEW_RENEWAL_NOTICE_DAYS": "0",
         "AUTORENEW_RENEWAL_LEASE_SECONDS": str(lease_seconds),
         # No rate limit here; a short lease need not cover the throttle's wait.
         "AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS": "0",

@@ -312,11 +312,22 @@ async def test_every_choice_is_audited(
     card = await factories.card_method(session, "cus_1", now=clock.now())
     await session.commit()
     me = auth("cus_1")
-    await client.put(
+    # Choosing a method is the customer's opt-in: auto-renew goes on with it.
+    chosen = await client.put(
         "/v1/services/dom-1/payment-method", json={"payment_method_id": card.id}, headers=me
     )
-    await client.patch("/v1/services/dom-1", json={"auto_renew": True}, headers=me)
+    assert chosen.json()["auto_renew"] is True
+    assert chosen.json()["renewal_readiness"] == "ok"
+    await client.patch("/v1/services/dom-1", json={"auto_renew": True}, headers=me)  # no change
     await client.patch("/v1/services/dom-1", json={"auto_renew": False}, headers=me)
+    await client.patch("/v1/services/dom-1", json={"auto_renew": True}, headers=me)
+    # Unless the body says otherwise.
+    kept_off = await client.put(
+        "/v1/services/dom-1/payment-method",
+        json={"payment_method_id": card.id, "auto_renew": False},
+        headers=me,
+    )
+    assert kept_off.json()["auto_renew"] is False
 
     trail = await client.get("/v1/admin/services/dom-1/changes", headers=auth("ops", admin=True))
     changes = [(c["field"], c["before"], c["after"], c["actor_id"]) for c in trail.json()]
@@ -325,9 +336,11 @@ async def test_every_choice_is_audited(
         ("payment_method_id", None, card.id, "cus_1"),
         ("auto_renew", False, True, "cus_1"),
         ("auto_renew", True, False, "cus_1"),
+        ("auto_renew", False, True, "cus_1"),
+        ("auto_renew", True, False, "cus_1"),
     ]
     count = (await session.execute(select(func.count()).select_from(ServiceChange))).scalar_one()
-    assert count == 4
+    assert count == 6
 
 
 async def test_cancelling_stops_renewals_and_lists_filter(
@@ -397,7 +410,6 @@ async def test_choices_are_announced_as_events(
     await client.put(
         "/v1/services/dom-1/payment-method", json={"payment_method_id": card.id}, headers=me
     )
-    await client.patch("/v1/services/dom-1", json={"auto_renew": True}, headers=me)
     rows = (await session.execute(select(Event).order_by(Event.sequence))).scalars().all()
     assert [(e.type, e.resource_id, e.sequence) for e in rows] == [
         ("service.payment_method_changed", "dom-1", 1),

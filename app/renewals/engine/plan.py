@@ -107,16 +107,19 @@ async def _plan_due(
         rows[service.id] = (service, row, charge)
     done = await repository.insert_or_revive(session, [row for _, row, _ in rows.values()])
     planned.renewals += len(done)
-    announced = [(renewal_id, rows[service_id]) for renewal_id, service_id in done]
+    # SEPA renewals are announced with their collection date by the SEPA cycle; without
+    # the notice (business customers) cards are not announced at all.
+    announced = [
+        (renewal_id, rows[service_id])
+        for renewal_id, service_id in done
+        if rows[service_id][2] is not None and settings.renewal_notice_days
+    ]
     methods = await load_methods(
         session, {service.payment_method_id or "" for _, (service, _, _) in announced}
     )
     events: list[NewEvent] = []
     for renewal_id, (service, row, charge) in announced:
-        if charge is None or not settings.renewal_notice_days:
-            # SEPA: announced with its collection date by the SEPA cycle. Cards without a
-            # notice (business customers): none.
-            continue
+        assert charge is not None
         events.append(
             upcoming_event(
                 Renewal(**{**row, "id": renewal_id}),
