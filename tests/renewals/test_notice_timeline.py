@@ -225,3 +225,34 @@ async def test_when_no_full_notice_fits_the_short_notice_says_so(desk: Desk) -> 
     # The last moment that still renews in time: a day before expiry. Never lapsed.
     assert seen["renewal.succeeded"] == [expires - timedelta(days=1)]
     assert "service.lapsed" not in seen
+
+
+async def test_a_new_price_gets_a_notice_of_its_own_before_it_is_charged(desk: Desk) -> None:
+    start = desk.clock.now()
+    card = await desk.card()
+    expires = start + timedelta(days=25)
+    await desk.register("host-1", expires_at=expires)
+    await desk.choose("host-1", card)
+
+    async def provisioning_raises_the_price() -> None:
+        if desk.clock.now() == start + timedelta(days=10):
+            body = {
+                "customer_id": desk.customer, "kind": "hosting", "name": "host-1",
+                "expires_at": expires.isoformat(), "period_months": 12,
+                "price": {"amount": 1499, "currency": "EUR"},
+            }  # fmt: skip
+            response = await desk.client.put(
+                "/v1/admin/services/host-1", json=body, headers=desk.auth("ops", admin=True)
+            )
+            assert response.status_code == 200, response.text
+
+    seen = await desk.day_by_day(expires, each=provisioning_raises_the_price)
+
+    first, second = await desk.events("renewal.upcoming")
+    assert first.data["amount"]["amount"] == 1299
+    # Told at its old charge date; no full notice fits any more: the last moment.
+    assert second.created_at == expires - timedelta(days=7)
+    assert (second.data["amount"]["amount"], second.data["notice"]) == (1499, "short")
+    assert seen["renewal.succeeded"] == [expires - timedelta(days=1)]
+    [charge] = desk.gateway.successful_charges()
+    assert charge.amount == 1499

@@ -21,10 +21,12 @@ from app.payment_methods.models import PaymentMethod
 from app.renewals import repository
 from app.renewals.engine import fall_back, reconcile
 from app.renewals.engine.job import ChargeJob, charge_metadata, chargeable, take_lease
-from app.renewals.engine.outcomes import finish, soft_failure
+from app.renewals.engine.outcomes import finish, reschedule, soft_failure
 from app.renewals.engine.summary import SweepSummary
 from app.renewals.models import Renewal, RenewalAttempt
-from app.renewals.notify import Before, transition_events
+from app.renewals.notify import Before, transition_events, upcoming_event
+from app.services.lead_time import card_charge
+from app.services.methods import facts
 from app.services.models import Service
 
 
@@ -57,6 +59,10 @@ async def claim_batch(
             else:
                 before = Before.of(renewal, service)
                 method = methods.get(service.payment_method_id or "")
+                notice = price_notice(renewal, service, method, now, settings)
+                if notice is not None:
+                    events.append(notice)
+                    continue
                 if stop_reason(renewal, service, method, now, settings) is None:
                     method = await fall_back.replace_unusable(
                         session, renewal, service, method, now, tally, settings
@@ -95,6 +101,36 @@ def stop_reason(
     if method.status == "revoked":
         return "payment_method_revoked"
     return None
+
+
+def price_notice(
+    renewal: Renewal,
+    service: Service,
+    method: PaymentMethod | None,
+    now: datetime,
+    settings: Settings,
+) -> NewEvent | None:
+    """The customer was told another amount (provisioning changed the price since the
+    notice): the new amount gets a notice of its own, and the charge waits for it, by the
+    same rule as a late notice. None when the renewal may be charged as announced."""
+    if renewal.notified_at is None or not settings.renewal_notice_days or method is None:
+        return None
+    if (renewal.amount, renewal.currency) == (service.price_amount, service.price_currency):
+        return None
+    if stop_reason(renewal, service, method, now, settings) is not None:
+        return None  # it will not be charged at all: start_attempt says why
+    renewal.amount, renewal.currency = service.price_amount, service.price_currency
+    charge = card_charge(settings, expires_at=service.expires_at, kind=service.kind, now=now)
+    renewal.due_at, renewal.notified_at = charge.at, now
+    reschedule(renewal, charge.at, now)
+    return upcoming_event(
+        renewal,
+        service,
+        facts(method),
+        notice=charge.notice,
+        charge_at=charge.at,
+        settings=settings,
+    )
 
 
 def start_attempt(
