@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.api import mount_routes
@@ -18,6 +19,7 @@ from app.core.clock import Clock, SystemClock
 from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
+from app.core.openapi import install_readable_names, operation_id
 from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
 from app.gateways.availability import GatewayAvailability
@@ -25,6 +27,8 @@ from app.gateways.factory import build_gateway, build_sandbox
 from app.jobs import JOBS
 
 log = logging.getLogger("autorenew")
+
+DOCS_ASSETS_URL = "/docs-assets"
 
 API_DESCRIPTION = """\
 Recurring billing for domains and hosting plans.
@@ -73,17 +77,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 await sandbox.stop()
             await engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load their scripts from the installed package, not
+    # from a CDN, so the documentation works where only the service is reachable.
+    app = FastAPIOffline(
         title="autorenew",
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        static_url=DOCS_ASSETS_URL,
     )
     app.state.settings = settings
     app.state.clock = clock
     # Whether the card gateway accepts our API key, as the last sweep found (see /readyz).
     app.state.gateway_availability = GatewayAvailability()
     install_error_handlers(app)
+    install_readable_names(app)
     install_edge(app, settings)
     mount_routes(app)
     if sandbox is not None:

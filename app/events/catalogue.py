@@ -8,6 +8,7 @@ OpenAPI 3.1 `webhooks` section that receivers code against.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, Field, create_model
 
+from app.core.errors import Unprocessable
 from app.events import payloads as p
 
 
@@ -154,6 +156,32 @@ _ENVELOPES: dict[str, type[EventEnvelope]] = {
     )
     for entry in CATALOGUE.values()
 }
+
+
+def check_event_types(event_types: Sequence[str], *, where: tuple[str, ...]) -> list[str]:
+    """The distinct types asked for, sorted; 422 `unknown_event_type` naming the known ones
+    when one is not in the catalogue (a misspelt filter would otherwise match nothing).
+    `where` is the input's location (`("query", "type")`), for the errors' `loc`."""
+    unknown = [(index, name) for index, name in enumerate(event_types) if name not in CATALOGUE]
+    if unknown:
+        names = sorted({name for _, name in unknown})
+        raise Unprocessable(
+            f"Unknown event types: {', '.join(names)}. Known types: {', '.join(EVENT_TYPES)}.",
+            code="unknown_event_type",
+            extra={
+                "unknown": names,
+                "known": list(EVENT_TYPES),
+                "errors": [
+                    {
+                        "loc": [*where, str(index)],
+                        "message": f"{name!r} is not an event type of this service.",
+                        "type": "unknown_event_type",
+                    }
+                    for index, name in unknown
+                ],
+            },
+        )
+    return sorted(set(event_types))
 
 
 def lookup(event_type: str) -> EventType:

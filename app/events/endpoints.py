@@ -19,7 +19,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import Settings
 from app.events import repository as repo
-from app.events.catalogue import CATALOGUE
+from app.events.catalogue import check_event_types
 from app.events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.secrets import generate_secret, seal
 
@@ -62,17 +62,6 @@ def check_url(url: str, settings: Settings) -> str:
     return url.strip()
 
 
-def check_event_types(event_types: Sequence[str]) -> list[str]:
-    unknown = sorted(set(event_types) - set(CATALOGUE))
-    if unknown:
-        raise Unprocessable(
-            f"Unknown event types: {', '.join(unknown)}.",
-            code="unknown_event_type",
-            extra={"unknown": unknown},
-        )
-    return sorted(set(event_types))
-
-
 async def create_endpoint(
     session: AsyncSession,
     settings: Settings,
@@ -90,7 +79,7 @@ async def create_endpoint(
         url=check_url(url, settings),
         description=description,
         enabled=enabled,
-        event_types=check_event_types(event_types),
+        event_types=check_event_types(event_types, where=("body", "event_types")),
         secret_ciphertext=seal(settings, secret),
         previous_secret_ciphertext=None,
         previous_secret_expires_at=None,
@@ -123,7 +112,11 @@ async def update_endpoint(
     endpoint = await get_endpoint(session, endpoint_id)
     # Validate everything before touching the row: bad input changes nothing.
     new_url = check_url(url, settings) if url is not None else None
-    new_types = check_event_types(event_types) if event_types is not None else None
+    new_types = (
+        check_event_types(event_types, where=("body", "event_types"))
+        if event_types is not None
+        else None
+    )
     if new_url is not None:
         endpoint.url = new_url
     if new_types is not None:

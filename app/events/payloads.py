@@ -21,7 +21,7 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Money(Payload):
+class EventMoney(Payload):
     amount: int = Field(description="Integer minor units (cents).")
     currency: str = Field(min_length=3, max_length=3, description="ISO 4217 code.")
 
@@ -88,7 +88,7 @@ class SepaCollectionDetails(Payload):
     end_to_end_id: str = Field(description="The reference on the debtor's bank statement.")
 
 
-class NextAction(Payload):
+class EventNextAction(Payload):
     """What the customer must do for a renewal to go through."""
 
     type: Literal["authenticate_payment", "choose_payment_method"]
@@ -102,7 +102,7 @@ class RenewalData(Payload):
     service_id: str
     customer_id: str
     status: str
-    amount: Money
+    amount: EventMoney
     payment_method_id: str | None = None
     period_start: datetime
     period_end: datetime | None = None
@@ -116,7 +116,7 @@ class RenewalData(Payload):
     next_action_url: str | None = Field(
         default=None, description="For requires_action: where the customer completes the step."
     )
-    next_action: NextAction | None = Field(
+    next_action: EventNextAction | None = Field(
         default=None, description="What the customer must do, when the renewal waits for them."
     )
     sepa_debit: SepaCollectionDetails | None = Field(
@@ -131,7 +131,7 @@ class DisputeDetails(Payload):
         "under_review, won, lost, …"
     )
     reason: str | None = Field(default=None, description="The gateway's reason code.")
-    amount: Money
+    amount: EventMoney
     disputed_at: datetime
 
 
@@ -192,7 +192,7 @@ class ServiceExpiringData(Payload):
     )
     renewal_scheduled: bool
     renewal_at: datetime | None = Field(description="When the renewal is charged, if scheduled.")
-    amount: Money
+    amount: EventMoney
     renewal_readiness: str = Field(description="As on the service: why not, when not `ok`.")
     message: str
 
@@ -231,5 +231,5 @@ class SepaBatchCreatedData(Payload):
     id: str
     collection_date: date
     count: int
-    total: Money
+    total: EventMoney
     creditor_identifier: str | None = None

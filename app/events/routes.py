@@ -12,7 +12,7 @@ from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep
 from app.core.errors import problem_responses
 from app.core.scheduler import JobContext
 from app.events import service
-from app.events.catalogue import EVENT_TYPES, EventEnvelope
+from app.events.catalogue import EVENT_TYPES, EventEnvelope, check_event_types
 from app.events.dispatcher import dispatch_events
 from app.events.repository import EventFilters
 from app.events.schemas import (
@@ -38,13 +38,14 @@ Types = Annotated[
     list[str] | None,
     Query(alias="type", description=f"Event types (repeatable): {', '.join(EVENT_TYPES)}."),
 ]
+TYPE_FILTER = ("query", "type")
 
 
 @router.get(
     "/events",
     response_model=EventPage,
     summary="The caller's own events, newest first",
-    responses=problem_responses(401),
+    responses=problem_responses(401, 422),
 )
 async def list_my_events(
     session: SessionDep,
@@ -55,7 +56,11 @@ async def list_my_events(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> EventPage:
-    filters = EventFilters(types=types or (), resource_type=resource_type, resource_id=resource_id)
+    filters = EventFilters(
+        types=check_event_types(types or (), where=TYPE_FILTER),
+        resource_type=resource_type,
+        resource_id=resource_id,
+    )
     events = await service.customer_events(
         session, caller.customer_id, filters, decode_cursor(cursor), limit
     )
@@ -76,7 +81,7 @@ async def get_my_event(event_id: str, session: SessionDep, caller: CallerDep) ->
     "/admin/events",
     response_model=EventPage,
     summary="All events, filtered by type, customer, resource and time",
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 422),
 )
 async def list_events(
     session: SessionDep,
@@ -92,7 +97,7 @@ async def list_events(
 ) -> EventPage:
     filters = EventFilters(
         customer_id=customer_id,
-        types=types or (),
+        types=check_event_types(types or (), where=TYPE_FILTER),
         resource_type=resource_type,
         resource_id=resource_id,
         created_after=created_after,

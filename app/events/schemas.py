@@ -142,7 +142,7 @@ class RedeliverIn(BaseModel):
     )
 
 
-class AttemptOut(BaseModel):
+class WebhookAttemptOut(BaseModel):
     attempted_at: datetime
     succeeded: bool
     status_code: int | None
@@ -151,7 +151,7 @@ class AttemptOut(BaseModel):
     error: str | None
 
     @classmethod
-    def of(cls, attempt: WebhookAttempt) -> AttemptOut:
+    def of(cls, attempt: WebhookAttempt) -> WebhookAttemptOut:
         return cls.model_validate(attempt, from_attributes=True)
 
 
@@ -165,7 +165,7 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
     last_status_code: int | None
     last_error: str | None
-    attempts: list[AttemptOut]
+    attempts: list[WebhookAttemptOut]
 
     @classmethod
     def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> DeliveryOut:
@@ -179,7 +179,7 @@ class DeliveryOut(BaseModel):
             delivered_at=delivery.delivered_at,
             last_status_code=delivery.last_status_code,
             last_error=delivery.last_error,
-            attempts=[AttemptOut.of(attempt) for attempt in attempts],
+            attempts=[WebhookAttemptOut.of(attempt) for attempt in attempts],
         )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from app.core.unions import TaggedUnion
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus
 
 
@@ -71,7 +72,8 @@ class CardCreate(_In):
     card: CardIn
 
 
-PaymentMethodCreate = Annotated[SepaDebitCreate | CardCreate, Field(discriminator="type")]
+# Validated by `type`, with errors located in the body as sent (see app/core/unions.py).
+PaymentMethodCreate = Annotated[SepaDebitCreate | CardCreate, TaggedUnion("type")]
 
 
 class MandateAcceptance(_In):
@@ -105,7 +107,7 @@ class MandateToAccept(BaseModel):
     texts: dict[str, str] = Field(description="The mandate text by language (es, en).")
 
 
-class NextAction(BaseModel):
+class PaymentMethodNextAction(BaseModel):
     type: Literal["accept_mandate", "three_d_secure"]
     method: Literal["GET", "POST"]
     url: str = Field(description="Where to send the acceptance, or where to go.")
@@ -159,10 +161,12 @@ class PaymentMethodOut(BaseModel):
     failure_code: str | None
     sepa_debit: SepaDebitOut | None = None
     card: CardOut | None = None
-    next_action: NextAction | None = None
+    next_action: PaymentMethodNextAction | None = None
 
     @classmethod
-    def of(cls, method: PaymentMethod, next_action: NextAction | None = None) -> PaymentMethodOut:
+    def of(
+        cls, method: PaymentMethod, next_action: PaymentMethodNextAction | None = None
+    ) -> PaymentMethodOut:
         sepa = card = None
         if method.type == "sepa_debit":
             assert method.iban_masked and method.iban_last4 and method.iban_country

@@ -16,20 +16,20 @@ from app.payment_methods.schemas import (
     Creditor,
     MandateOut,
     MandateToAccept,
-    NextAction,
+    PaymentMethodNextAction,
     PaymentMethodOut,
 )
 from app.payment_methods.sepa import mandate_text
 
 
-def _next_action(method: PaymentMethod) -> NextAction | None:
+def _next_action(method: PaymentMethod) -> PaymentMethodNextAction | None:
     if method.status != PaymentMethodStatus.REQUIRES_ACTION or method.type != "sepa_debit":
         return None
     mandate = method.mandate
     if mandate is None or mandate.status != MandateStatus.PENDING:
         return None
     text = mandate_text(mandate, method)
-    return NextAction(
+    return PaymentMethodNextAction(
         type="accept_mandate",
         method="POST",
         url=f"/v1/payment-methods/{method.id}/validate",
@@ -43,10 +43,12 @@ def _next_action(method: PaymentMethod) -> NextAction | None:
     )
 
 
-def _three_d_secure(method: PaymentMethod, action_url: str | None) -> NextAction | None:
+def _three_d_secure(
+    method: PaymentMethod, action_url: str | None
+) -> PaymentMethodNextAction | None:
     if method.status != PaymentMethodStatus.REQUIRES_ACTION or action_url is None:
         return None
-    return NextAction(type="three_d_secure", method="GET", url=action_url)
+    return PaymentMethodNextAction(type="three_d_secure", method="GET", url=action_url)
 
 
 def method_out(method: PaymentMethod, action_url: str | None = None) -> PaymentMethodOut:

@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
-from app.events.payloads import DisputeDetails, Money, RenewalDisputedData
+from app.events.payloads import DisputeDetails, EventMoney, RenewalDisputedData
 from app.events.service import emit, emit_all
 from app.gateways.notices import DISPUTE_CLOSED_STATUSES, Dispute, NoticeOutcome, Refund
 from app.gateways.port import AuthenticationRequired, CardDeclined, Charge
@@ -173,7 +173,9 @@ async def _announce_dispute(
                 id=dispute.dispute_id,
                 status=dispute.status,
                 reason=dispute.reason,
-                amount=Money(amount=dispute.amount, currency=dispute.currency or renewal.currency),
+                amount=EventMoney(
+                    amount=dispute.amount, currency=dispute.currency or renewal.currency
+                ),
                 disputed_at=renewal.disputed_at,
             ),
         ),

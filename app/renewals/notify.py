@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.money import format_money
 from app.core.settings import Settings
 from app.events.payloads import (
+    EventMoney,
+    EventNextAction,
     MethodSummary,
-    Money,
-    NextAction,
     RenewalData,
     RenewalUpcomingData,
     SepaCollectionDetails,
@@ -50,7 +50,7 @@ def renewal_data(renewal: Renewal) -> RenewalData:
         service_id=renewal.service_id,
         customer_id=renewal.customer_id,
         status=renewal.status,
-        amount=Money(amount=renewal.amount, currency=renewal.currency),
+        amount=EventMoney(amount=renewal.amount, currency=renewal.currency),
         payment_method_id=renewal.payment_method_id,
         period_start=renewal.period_start,
         period_end=renewal.period_end,
@@ -60,7 +60,7 @@ def renewal_data(renewal: Renewal) -> RenewalData:
         failure_code=renewal.failure_code,
         failure_message=renewal.failure_reason,
         next_action_url=renewal.action_url,
-        next_action=NextAction(**action) if action else None,
+        next_action=EventNextAction(**action) if action else None,
     )
 
 

@@ -10,8 +10,8 @@ from app.core.money import Money
 from app.renewals import repository
 from app.renewals.models import Renewal
 from app.renewals.picture import next_action
-from app.renewals.schemas import AttemptOut, DisputeOut, RenewalOut
-from app.services.schemas import NextAction
+from app.renewals.schemas import DisputeOut, RenewalAttemptOut, RenewalOut
+from app.services.schemas import RenewalNextAction
 
 
 async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[RenewalOut]:
@@ -31,13 +31,13 @@ async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[Renew
             failure_code=r.failure_code,
             failure_reason=r.failure_reason,
             action_url=r.action_url,
-            next_action=NextAction(**action) if (action := next_action(r)) else None,
+            next_action=RenewalNextAction(**action) if (action := next_action(r)) else None,
             notified_at=r.notified_at,
             created_at=r.created_at,
             updated_at=r.updated_at,
             finished_at=r.finished_at,
             dispute=_dispute(r),
-            attempts=[AttemptOut.model_validate(a) for a in attempts[r.id]],
+            attempts=[RenewalAttemptOut.model_validate(a) for a in attempts[r.id]],
         )
         for r in renewals
     ]

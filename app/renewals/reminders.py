@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.database import transaction
 from app.core.settings import Settings
-from app.events.payloads import Money, ServiceExpiringData
+from app.events.payloads import EventMoney, ServiceExpiringData
 from app.events.service import NewEvent, emit_all
 from app.renewals import repository
 from app.renewals.picture import picture
@@ -107,7 +107,7 @@ async def _remind(
                     days_before_expiry=offset,
                     renewal_scheduled=scheduled,
                     renewal_at=seen.next_charge.at if scheduled and seen.next_charge else None,
-                    amount=Money(amount=service.price_amount, currency=service.price_currency),
+                    amount=EventMoney(amount=service.price_amount, currency=service.price_currency),
                     renewal_readiness=seen.readiness,
                     message=f"Your {service.kind} {service.name} {verb} on "
                     f"{service.expires_at.date()}. {when}",

@@ -7,10 +7,10 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.money import Money
-from app.services.schemas import NextAction
+from app.services.schemas import RenewalNextAction
 
 
-class AttemptOut(BaseModel):
+class RenewalAttemptOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     number: int
@@ -52,7 +52,7 @@ class RenewalOut(BaseModel):
     action_url: str | None = Field(
         description="While requires_action: where the customer authenticates the payment."
     )
-    next_action: NextAction | None = Field(
+    next_action: RenewalNextAction | None = Field(
         description="What the customer must do for this renewal to go through, if anything."
     )
     notified_at: datetime | None = Field(description="When `renewal.upcoming` told the customer.")
@@ -62,7 +62,7 @@ class RenewalOut(BaseModel):
     dispute: DisputeOut | None = Field(
         description="The customer disputed the charge with their bank (the renewal stays paid)."
     )
-    attempts: list[AttemptOut]
+    attempts: list[RenewalAttemptOut]
 
 
 class SweepSummaryOut(BaseModel):

@@ -25,7 +25,7 @@ from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import Settings
 from app.core.target2 import submission_deadline
-from app.events.payloads import Money, SepaBatchCreatedData
+from app.events.payloads import EventMoney, SepaBatchCreatedData
 from app.events.service import emit
 from app.payment_methods.iban import mask
 from app.payment_methods.models import PaymentMethod
@@ -182,7 +182,7 @@ async def create_batch(
             id=batch.id,
             collection_date=collection_date,
             count=batch.number_of_transactions,
-            total=Money(amount=batch.control_sum, currency=batch.currency),
+            total=EventMoney(amount=batch.control_sum, currency=batch.currency),
             creditor_identifier=batch.creditor_id,
         ),
         now=now,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from app.core.clock import CalendarDay
 from app.core.deps import AdminDep, ClockDep, SessionDep, SettingsDep
-from app.core.errors import problem_responses
+from app.core.errors import UnsupportedMedia, problem_responses
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep, paginate
 from app.payment_methods.routes import CipherDep
@@ -22,7 +22,11 @@ router = APIRouter(prefix="/v1/admin/sepa", tags=["sepa (admin)"])
 BatchId = Annotated[str, Path(max_length=64, description="A SEPA batch id (`sepab_…`).")]
 BatchStatus = Literal["created", "submitted", "settled"]
 CollectionStatus = Literal["pending", "batched", "submitted", "settled", "returned", "canceled"]
-RETURN_FILE_TYPES = "application/xml, text/xml or text/csv"
+# The bank's report as it comes: XML (pain.002, camt.054) or CSV. The format is read from
+# the content, so bytes without a more precise type are read too (and are what generated
+# clients send); anything else, JSON or a form above all, is not a return file.
+RETURN_FILE_MEDIA_TYPES = ("application/xml", "text/xml", "text/csv", "application/octet-stream")
+RETURN_FILE_TYPES = ", ".join(RETURN_FILE_MEDIA_TYPES)
 
 
 @router.post(
@@ -154,14 +158,14 @@ async def list_collections(
         "requestBody": {
             "required": True,
             "content": {
-                media: {"schema": {"type": "string"}}
-                for media in ("application/xml", "text/xml", "text/csv")
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in RETURN_FILE_MEDIA_TYPES
             },
         }
     },
     responses={
         200: {"model": ReturnFileOut, "description": "Imported before; nothing changed."},
-        **problem_responses(400, 401, 403, 409, 413, 422),
+        **problem_responses(400, 401, 403, 409, 413, 415, 422),
     },
 )
 async def import_return_file(
@@ -172,6 +176,12 @@ async def import_return_file(
     clock: ClockDep,
     settings: SettingsDep,
 ) -> ReturnFileOut:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in RETURN_FILE_MEDIA_TYPES:
+        raise UnsupportedMedia(
+            f"Send the return file as {RETURN_FILE_TYPES}, not {media_type or 'no type'}.",
+            extra={"accepted": list(RETURN_FILE_MEDIA_TYPES)},
+        )
     result = await import_returns(session, await request.body(), settings=settings, now=clock.now())
     if result.replayed:
         response.status_code = 200

@@ -18,9 +18,9 @@ from app.services.methods import MethodFacts, load_methods
 from app.services.models import Service
 from app.services.schemas import (
     CurrentRenewal,
-    NextAction,
     NextCharge,
     PaymentMethodSummary,
+    RenewalNextAction,
     ServiceOut,
 )
 
@@ -37,7 +37,7 @@ def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
         next_attempt_at=renewal.next_attempt_at,
         failure_code=renewal.failure_code,
         failure_reason=renewal.failure_reason,
-        next_action=NextAction(**action) if action else None,
+        next_action=RenewalNextAction(**action) if action else None,
         notified_at=renewal.notified_at,
     )
 

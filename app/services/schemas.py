@@ -94,7 +94,7 @@ class NextCharge(BaseModel):
     )
 
 
-class NextAction(BaseModel):
+class RenewalNextAction(BaseModel):
     type: Literal["authenticate_payment", "choose_payment_method"]
     url: str | None = Field(default=None, description="For authenticate_payment.")
 
@@ -109,7 +109,7 @@ class CurrentRenewal(BaseModel):
     next_attempt_at: datetime | None
     failure_code: str | None = Field(description="Stable: the decline or why it stopped.")
     failure_reason: str | None = Field(description="The same, as a sentence for the customer.")
-    next_action: NextAction | None
+    next_action: RenewalNextAction | None
     notified_at: datetime | None = Field(description="When `renewal.upcoming` told the customer.")
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.events.models import Event
-from app.events.payloads import Money, RenewalData, ServiceRenewedData
+from app.events.payloads import EventMoney, RenewalData, ServiceRenewedData
 from app.events.service import emit
 
 Auth = Callable[..., dict[str, str]]
@@ -38,7 +38,7 @@ def renewal_data(
         service_id="svc_1",
         customer_id=customer_id,
         status=status,
-        amount=Money(amount=1299, currency="EUR"),
+        amount=EventMoney(amount=1299, currency="EUR"),
         payment_method_id="pm_1",
         period_start=start,
         period_end=start + timedelta(days=365),

@@ -106,3 +106,25 @@ async def test_admins_filter_by_type_customer_resource_and_time(
     )
     assert window == [ids[2], ids[1]]
     assert (await client.get("/v1/admin/events", headers=auth("cus_1"))).status_code == 403
+
+
+async def test_an_unknown_type_in_a_filter_is_named_with_the_known_ones(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    # A misspelt type would otherwise match nothing and look like "no such events".
+    for path, who in (("/v1/events", auth("cus_1")), ("/v1/admin/events", auth("ops", admin=True))):
+        response = await client.get(
+            path, params=[("type", "renewal.failed"), ("type", "renewal.faild")], headers=who
+        )
+        assert response.status_code == 422, path
+        problem = response.json()
+        assert problem["code"] == "unknown_event_type"
+        assert problem["unknown"] == ["renewal.faild"]
+        assert "renewal.failed" in problem["known"] and "renewal.failed" in problem["detail"]
+        assert problem["errors"] == [
+            {
+                "loc": ["query", "type", "1"],
+                "message": "'renewal.faild' is not an event type of this service.",
+                "type": "unknown_event_type",
+            }
+        ]

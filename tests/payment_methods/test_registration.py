@@ -177,6 +177,46 @@ async def test_bad_ibans_are_refused_and_nothing_is_written(
 
 
 @pytest.mark.parametrize(
+    ("body", "loc", "error_type"),
+    [
+        (
+            {"type": "sepa_debit", "sepa_debit": {"iban": IBAN_ES}},
+            ["body", "sepa_debit", "account_holder_name"],
+            "missing",
+        ),
+        (
+            {"type": "card", "card": {"token": "pm_card_visa"}, "note": "x"},
+            ["body", "note"],
+            "extra_forbidden",
+        ),
+        (
+            {"type": "card", "card": {"token": "pm_card_visa", "exp_month": 13}},
+            ["body", "card", "exp_month"],
+            "less_than_equal",
+        ),
+        ({"type": "paypal", "paypal": {}}, ["body", "type"], "union_tag_invalid"),
+        ({"sepa_debit": {"iban": IBAN_ES}}, ["body", "type"], "missing"),
+    ],
+)
+async def test_errors_in_either_body_point_at_the_field_sent(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    count_rows: Counter,
+    body: dict[str, object],
+    loc: list[str],
+    error_type: str,
+) -> None:
+    # Pydantic would put the union's tag into each location ("body", "card", "note"),
+    # naming places that are not in the request.
+    response = await client.post("/v1/payment-methods", json=body, headers=auth("cus_1"))
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["code"] == "validation_error"
+    assert [(error["loc"], error["type"]) for error in problem["errors"]] == [(loc, error_type)]
+    assert await count_rows() == NOTHING
+
+
+@pytest.mark.parametrize(
     ("name", "stored"),
     [
         ("  José   Müller-Øster & Cía. ", "Jose Muller-Oster + Cia."),

@@ -245,6 +245,30 @@ async def test_a_malformed_file_is_refused_and_writes_nothing(
         assert row.status == "submitted"
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+async def test_a_file_sent_as_another_type_is_refused_unread(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    content_type: str,
+) -> None:
+    # A valid CSV under a type the route does not read (curl's --data-binary default is a
+    # form) is a mistake to name, not a file to guess at.
+    await collected(client, auth, clock)
+    [collection] = await collections(client, auth)
+    body = returns_csv((collection["end_to_end_id"], "AM04", 1299, date(2026, 12, 9)))
+    refused = await post_returns(client, auth, body, content_type=content_type)
+    assert refused.status_code == 415
+    problem = refused.json()
+    assert problem["code"] == "unsupported_media_type"
+    assert "text/csv" in problem["detail"] and content_type in problem["detail"]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(SepaReturnFile)) == 0
+        [row] = (await session.execute(select(SepaCollection))).scalars().all()
+        assert row.status == "submitted"
+
+
 async def test_batches_refuse_bad_dates_and_empty_days(
     client: httpx.AsyncClient, auth: Auth, clock: FrozenClock
 ) -> None:
