@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         static_url=DOCS_ASSETS_URL,
+        # Swagger UI would otherwise send the API description to its online validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.clock = clock
