@@ -1,6 +1,7 @@
 """The `autorenew` command: run, migrate, mint tokens, export the API description.
 
 autorenew serve [--host H] [--port N]     run the API (migrates first on the default)
+autorenew --version                       print the version
 autorenew migrate [--revision R]          bring the database to the current schema
 autorenew token --sub ID [--admin] [--ttl SECONDS]
 autorenew openapi [--out openapi.yaml]    write the API description generated from the app
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app import __version__
 from app.core.clock import Clock
 from app.core.settings import ConfigurationError, get_settings
 
@@ -44,8 +47,43 @@ def command(name: str) -> Callable[[Command], Command]:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level="warning")
+    # The port first: on a busy one nothing else starts (no migration, no scheduler, no
+    # "started" lines before the failure). Uvicorn then serves on this very socket, so no
+    # other process can take the port in between.
+    try:
+        listener = _listen(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"autorenew: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{listener.getsockname()[1]}"
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # after the app's own startup: the URL answers now
+                print(f"autorenew: serving on {url} (API docs at {url}/docs)", flush=True)
+
+    config = uvicorn.Config("app.main:app", log_level="warning")
+    with listener:
+        Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As uvicorn does: a restart may reuse a port whose old connections are closing.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 @command("migrate")
@@ -73,7 +111,7 @@ def token(args: argparse.Namespace) -> int:
     from app.core.auth import mint_token
     from app.core.clock import SystemClock
 
-    ttl = timedelta(seconds=args.ttl) if args.ttl else None
+    ttl = timedelta(seconds=args.ttl) if args.ttl is not None else None
     print(
         mint_token(
             get_settings(),
@@ -245,8 +283,27 @@ async def sepa_export(args: argparse.Namespace, clock: Clock) -> tuple[str, byte
     return batch_id, content
 
 
+def _subject(value: str) -> str:
+    # An empty `sub` would mint a token for nobody that every route then refuses.
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the subject may not be empty")
+    return value
+
+
+def _positive_seconds(value: str) -> int:
+    # 0 used to fall back to the default silently and a negative one minted an expired token.
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {value!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {seconds}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"autorenew {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the API")
@@ -257,9 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", default="head", help="target revision (default: head)")
 
     p = sub.add_parser("token", help="print a signed bearer token for local use")
-    p.add_argument("--sub", required=True, help="customer id")
+    p.add_argument("--sub", required=True, type=_subject, help="customer id")
     p.add_argument("--admin", action="store_true", help="add the billing:admin scope")
-    p.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    p.add_argument("--ttl", type=_positive_seconds, default=None, help="lifetime in seconds")
 
     p = sub.add_parser("dispatch-events", help="send due webhook deliveries now")
     p.add_argument("--once", action="store_true", help="one pass only")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 
+from app import __version__
 from app.cli import main
 from app.core.auth import verify_token
 from app.core.settings import Settings, get_settings
+from tests.processes import free_port, start, stop, wait_until_listening
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +47,70 @@ def test_configuration_errors_exit_cleanly(
     monkeypatch.setenv("AUTORENEW_JWT_SECRET", "too-short")
     assert main(["token", "--sub", "x"]) == 2
     assert "configuration error" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"autorenew {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--sub", "cus_9", "--ttl", "0"], "must be a positive number of seconds, not 0"),
+        (["--sub", "cus_9", "--ttl", "-5"], "must be a positive number of seconds, not -5"),
+        (["--sub", "cus_9", "--ttl", "soon"], "not a whole number of seconds"),
+        (["--sub", ""], "the subject may not be empty"),
+        (["--sub", "  "], "the subject may not be empty"),
+    ],
+)
+def test_token_refuses_a_useless_lifetime_or_subject(
+    capsys: pytest.CaptureFixture[str], args: list[str], complaint: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["token", *args])
+    assert exit_.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and complaint in captured.err
+
+
+def test_token_lifetime_is_the_one_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--sub", "cus_9", "--ttl", "1"]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 1
+
+
+def test_serve_on_a_busy_port_starts_nothing(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err
+    assert captured.out == "" and caplog.records == []  # no "scheduler started", no app
+
+
+@pytest.mark.slow
+def test_serve_says_where_it_listens(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        "AUTORENEW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
+        "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.db'}",
+        "AUTORENEW_SCHEDULER_ENABLED": "false",
+    }
+    process = start(["serve", "--port", str(port)], env, log)
+    try:
+        wait_until_listening(process, port, log)
+        expected = f"autorenew: serving on http://127.0.0.1:{port} (API docs at "
+        deadline = time.monotonic() + 10
+        while expected not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert expected in log.read_text()
+    finally:
+        stop([process])
