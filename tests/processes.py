@@ -70,3 +70,47 @@ def sandbox_gateway(tmp_path: Path, *, name: str, ledger: Path, **settings: str)
         yield f"http://127.0.0.1:{port}"
     finally:
         stop([process])
+
+
+@contextmanager
+def autorenew_server(
+    tmp_path: Path, *, cwd: Path | None = None, **settings: str
+) -> Iterator[tuple[str, Path]]:
+    """`autorenew serve` as an operator starts it, on a free port: SQLite files under
+    `tmp_path`, the sandbox gateway mounted, the scheduler off unless asked. Yields the
+    base URL and the server's log."""
+    port = free_port()
+    log = tmp_path / "server.log"
+    env = {
+        "AUTORENEW_DATABASE_URL": f"sqlite:///{tmp_path / 'autorenew.db'}",
+        "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'autorenew-sandbox.db'}",
+        "AUTORENEW_SCHEDULER_ENABLED": "false",
+        "AUTORENEW_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        **settings,
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+    try:
+        wait_until_serving(process, log)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        stop([process])
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until `autorenew serve` says it serves: its port takes connections earlier (it is
+    bound before the app starts), but answers only once migrations and startup are done."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited early:\n{log.read_text()[-4000:]}")
+        if b"autorenew: serving on " in log.read_bytes():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the server did not start within {STARTUP_SECONDS}s")
