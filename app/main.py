@@ -24,6 +24,7 @@ from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
 from app.gateways.availability import GatewayAvailability
 from app.gateways.factory import build_gateway, build_sandbox
+from app.health.gauges import DatabaseGauges
 from app.jobs import JOBS
 
 log = logging.getLogger("autorenew")
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             gateway=app.state.gateway,
             gateway_availability=app.state.gateway_availability,
         )
+        app.state.database_gauges = DatabaseGauges(app.state.sessionmaker, app.state.clock)
         app.state.scheduler = start_scheduler(JOBS, app.state.job_context)
         log.info("autorenew started", extra={"version": __version__, "env": settings.env})
         try:

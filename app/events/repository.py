@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, delete, or_, select, text, update
+from sqlalchemy import Select, and_, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.models import (
@@ -263,6 +263,18 @@ async def revive_dead_deliveries(session: AsyncSession, endpoint_id: str, now: d
         )
     )
     return int(getattr(result, "rowcount", 0))
+
+
+async def delivery_counts(session: AsyncSession, statuses: Sequence[str]) -> dict[str, int]:
+    """How many deliveries are in each of `statuses` (0 for none), from the status index."""
+    query = (
+        select(WebhookDelivery.status, func.count())
+        .where(WebhookDelivery.status.in_(statuses))
+        .group_by(WebhookDelivery.status)
+    )
+    counts = {status: 0 for status in statuses}
+    counts.update({status: int(count) for status, count in (await session.execute(query)).tuples()})
+    return counts
 
 
 async def attempts_for(

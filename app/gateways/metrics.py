@@ -1,4 +1,4 @@
-"""Prometheus metrics of the gateway throttle (served at /metrics with the others)."""
+"""Prometheus metrics of the gateway adapter and its throttle (served at /metrics)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -23,4 +23,11 @@ THROTTLE_PACE = Gauge(
 UNAVAILABLE = Gauge(
     "autorenew_gateway_unavailable",
     "1 while the card gateway refuses to work for us (API key rejected): renewals wait.",
+)
+GATEWAY_ERRORS = Counter(
+    "autorenew_gateway_errors_total",
+    "Gateway calls that failed for a reason other than the card, by kind: timeout, network, "
+    "rate_limited, server_error, authentication (our API key refused), idempotency, "
+    "invalid_request, bad_response. Declines are renewal outcomes, not errors.",
+    ["kind"],
 )

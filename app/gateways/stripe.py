@@ -24,8 +24,9 @@ from typing import TypeVar
 import httpx
 import stripe
 
+from app.gateways import metrics
 from app.gateways.port import CardSetup, Charge, InvalidCardRequest
-from app.gateways.stripe_errors import error_from_stripe
+from app.gateways.stripe_errors import error_from_stripe, error_kind
 from app.gateways.stripe_http import HttpxTransport
 from app.gateways.stripe_objects import (
     CHARGE_PRIORITY,
@@ -105,7 +106,10 @@ class StripeGateway:
         try:
             return await request
         except stripe.StripeError as exc:
-            raise error_from_stripe(exc) from exc
+            error = error_from_stripe(exc)
+            if (kind := error_kind(exc, error)) is not None:
+                metrics.GATEWAY_ERRORS.labels(kind).inc()
+            raise error from exc
 
     # --- The port ---------------------------------------------------------------------
 

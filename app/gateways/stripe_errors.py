@@ -188,3 +188,25 @@ def error_from_stripe(exc: stripe.StripeError) -> GatewayError:
             message, code=str(error.get("code") or error.get("type") or "invalid_request")
         )
     return OutcomeUnknown(message, look_up=should_retry == "false")
+
+
+def error_kind(exc: stripe.StripeError, error: GatewayError) -> str | None:
+    """How the operators' metric counts a failed call (`autorenew_gateway_errors_total`):
+    what went wrong with the gateway, or None for the card's own refusal (a decline, or 3-D
+    Secure wanted), which is a renewal outcome."""
+    if isinstance(error, CardDeclined | AuthenticationRequired):
+        return None
+    if isinstance(exc, stripe.APIConnectionError):
+        return "timeout" if isinstance(exc.__cause__, httpx.TimeoutException) else "network"
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, GatewayUnavailable):
+        return "authentication"
+    status = exc.http_status or 0
+    if status == 409 or isinstance(exc, stripe.IdempotencyError):
+        return "idempotency"
+    if status >= 500:
+        return "server_error"
+    if isinstance(error, InvalidCardRequest):
+        return "invalid_request"
+    return "bad_response"  # an answer that is not Stripe's: a 2xx without its JSON, …

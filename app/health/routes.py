@@ -68,5 +68,6 @@ async def readyz(request: Request) -> Readiness:
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics"}},
 )
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
+    await request.app.state.database_gauges.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,10 @@
-"""Prometheus metrics of the renewal engine (served at /metrics with the HTTP ones)."""
+"""Prometheus metrics of the renewal engine (served at /metrics with the HTTP ones).
 
-from prometheus_client import Counter, Gauge, Histogram
+What is waiting (the due backlog, the oldest due renewal) is read from the database on
+scrape: app/health/gauges.py.
+"""
+
+from prometheus_client import Counter, Histogram
 
 RENEWAL_OUTCOMES = Counter(
     "autorenew_renewal_outcomes_total",
@@ -11,10 +15,6 @@ SWEEP_DURATION = Histogram(
     "autorenew_renewal_sweep_duration_seconds",
     "Wall time of one renewal sweep.",
     buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
-)
-DUE_BACKLOG = Gauge(
-    "autorenew_renewals_due_backlog",
-    "Renewals due for a charge attempt, as last counted.",
 )
 GATEWAY_LATENCY = Histogram(
     "autorenew_gateway_call_duration_seconds",

@@ -230,6 +230,13 @@ async def due_backlog(session: AsyncSession, *, now: datetime) -> int:
     return int((await session.execute(query)).scalar_one())
 
 
+async def oldest_due(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When the longest-waiting card renewal became due; None when none is waiting."""
+    query = _claimable(_due_now(now)).with_only_columns(func.min(Renewal.next_attempt_at))
+    oldest: datetime | None = (await session.execute(query)).scalar_one()
+    return oldest
+
+
 def list_query(
     *,
     customer_id: str | None,
