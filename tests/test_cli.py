@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import time
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 
@@ -14,7 +14,7 @@ from app import __version__
 from app.cli import main
 from app.core.auth import verify_token
 from app.core.settings import Settings, get_settings
-from tests.processes import free_port, start, stop, wait_until_listening
+from tests.processes import autorenew_server
 
 
 @pytest.fixture(autouse=True)
@@ -97,20 +97,8 @@ def test_serve_on_a_busy_port_starts_nothing(
 
 @pytest.mark.slow
 def test_serve_says_where_it_listens(tmp_path: Path) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = {
-        "AUTORENEW_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
-        "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{tmp_path / 'sandbox.db'}",
-        "AUTORENEW_SCHEDULER_ENABLED": "false",
-    }
-    process = start(["serve", "--port", str(port)], env, log)
-    try:
-        wait_until_listening(process, port, log)
-        expected = f"autorenew: serving on http://127.0.0.1:{port} (API docs at "
-        deadline = time.monotonic() + 10
-        while expected not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert expected in log.read_text()
-    finally:
-        stop([process])
+    # autorenew_server waits for the line; the line must name the URL that answers.
+    with autorenew_server(tmp_path) as (base_url, log):
+        line = f"autorenew: serving on {base_url} (API docs at {base_url}/docs)"
+        assert line in log.read_text().splitlines()
+        assert httpx.get(f"{base_url}/healthz").json() == {"status": "ok"}
