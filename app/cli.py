@@ -48,42 +48,38 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     # The port first: on a busy one nothing else starts (no migration, no scheduler, no
-    # "started" lines before the failure). Uvicorn then serves on this very socket, so no
-    # other process can take the port in between.
+    # "started" lines before the failure). Uvicorn itself listens only once the app has
+    # started, so a connection that succeeds is answered at once (TCP readiness probes stay
+    # truthful); another process taking the port in between fails as uvicorn always did.
     try:
-        listener = _listen(args.host, args.port)
+        _check_port_free(args.host, args.port)
     except OSError as exc:
-        print(
-            f"autorenew: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr
-        )
+        where = f"{args.host}:{args.port}"
+        print(f"autorenew: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 1
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    url = f"http://{host}:{listener.getsockname()[1]}"
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.started:  # after the app's own startup: the URL answers now
+            if self.started:  # listening, after the app's own startup: the URL answers now
+                port = self.servers[0].sockets[0].getsockname()[1]
+                host = f"[{args.host}]" if ":" in args.host else args.host
+                url = f"http://{host}:{port}"
                 print(f"autorenew: serving on {url} (API docs at {url}/docs)", flush=True)
 
-    config = uvicorn.Config("app.main:app", log_level="warning")
-    with listener:
-        Server(config).run(sockets=[listener])
+    Server(
+        uvicorn.Config("app.main:app", host=args.host, port=args.port, log_level="warning")
+    ).run()
     return 0
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _check_port_free(host: str, port: int) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        # As uvicorn does: a restart may reuse a port whose old connections are closing.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((host, port))
-        listener.listen(2048)
-    except OSError:
-        listener.close()
-        raise
-    return listener
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port whose old connections are closing is free; one another
+        # process listens on is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 @command("migrate")

@@ -104,8 +104,8 @@ def autorenew_server(
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], log: Path) -> None:
-    """Until `autorenew serve` says it serves: its port takes connections earlier (it is
-    bound before the app starts), but answers only once migrations and startup are done."""
+    """Until `autorenew serve` says it serves (after migrations and startup), the line the
+    tests that start it also check."""
     # Migrations and startup on a loaded 2-core machine can take a while; a healthy start
     # returns as soon as the line is there.
     deadline = time.monotonic() + 3 * STARTUP_SECONDS
