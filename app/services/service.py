@@ -301,8 +301,10 @@ async def assign_payment_method_to_many(
     settings: Settings,
     actor: Actor,
     now: datetime,
+    reason: str | None = None,
 ) -> list[Service]:
-    """ "Use this card for everything": all the services switch, or none does."""
+    """ "Use this card for everything": all the services switch, or none does. `reason`
+    goes to the audit trail (an import says which run and line)."""
     method = await _usable_method(session, customer_id, method_id)
     wanted = (
         sorted(set(service_ids))
@@ -330,8 +332,8 @@ async def assign_payment_method_to_many(
             extra={"refusals": refusals},
         )
     for service in services:
-        await _assign(session, service, method.id, actor=actor, now=now)
-        await _auto_renew(session, service, auto_renew, actor=actor, now=now)
+        await _assign(session, service, method.id, actor=actor, now=now, reason=reason)
+        await _auto_renew(session, service, auto_renew, actor=actor, now=now, reason=reason)
     return services
 
 
@@ -357,6 +359,7 @@ async def set_auto_renew(
     settings: Settings,
     actor: Actor,
     now: datetime,
+    reason: str | None = None,
 ) -> Service:
     """Turning auto-renew on without a method falls back to the customer's default one."""
     service = await get_owned(session, customer_id, service_id, for_update=True)
@@ -370,13 +373,19 @@ async def set_auto_renew(
                 code="payment_method_required",
             )
         check_method_can_pay(service, fallback, settings)
-        await _assign(session, service, fallback.id, actor=actor, now=now)
-    await _auto_renew(session, service, enabled, actor=actor, now=now)
+        await _assign(session, service, fallback.id, actor=actor, now=now, reason=reason)
+    await _auto_renew(session, service, enabled, actor=actor, now=now, reason=reason)
     return service
 
 
 async def _auto_renew(
-    session: AsyncSession, service: Service, enabled: bool, *, actor: Actor, now: datetime
+    session: AsyncSession,
+    service: Service,
+    enabled: bool,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
     if service.auto_renew == enabled or (enabled and service.status != "active"):
         return
@@ -398,6 +407,7 @@ async def _auto_renew(
         before=service.auto_renew,
         after=enabled,
         now=now,
+        reason=reason,
     )
     service.auto_renew = enabled
     service.updated_at = now
