@@ -6,10 +6,14 @@ so whatever locks it takes are held only for database work. For each chunk:
     again      what the checking pass looked up may have changed (an earlier line of the same
                file, another import, a customer registering the same account): looked up
                again here, with this transaction's own writes visible
-    write      methods without services in one flush (savepoint; one by one if it fails);
-               each method with services in a savepoint of its own, assigned with the API's
-               own code (`assign_payment_method_to_many`, `set_auto_renew`): the usual checks,
-               audit rows and events, and a refusal undoes that line only
+    services   the services the chunk's lines name, locked in one query, and each line's
+               method checked against its services with the API's own rules
+               (`check_many_can_pay`): a line that fails is refused before anything is
+               written for it
+    write      the chunk's methods in one flush (in a savepoint: if someone else wrote the
+               same account meanwhile, each line again in a savepoint of its own, through
+               `assign_payment_method_to_many` and `set_auto_renew`), then assigned and set
+               to renew (`renew_with`: the audit rows and events of the customer's choice)
     events     as for methods registered here, marked `imported`
 
 The session's identity map is emptied after every chunk: one transaction may write a
@@ -36,7 +40,10 @@ from app.payment_methods import cards, events, sepa
 from app.payment_methods.mandate_texts import IMPORTED_VERSION
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus, PaymentMethodType
 from app.sepa.sequence import sequence_type
+from app.services import repository as services_repository
 from app.services import service as services
+from app.services.methods import facts
+from app.services.models import Service
 
 Record = CheckedSepa | CheckedCard
 
@@ -224,40 +231,55 @@ def _imported(outcome: ChunkOutcome, record: Record, method: PaymentMethod) -> N
         )
 
 
-async def _write_plain(
+async def _write_one_by_one(
+    session: AsyncSession, records: Sequence[Record], context: WriteContext, outcome: ChunkOutcome
+) -> None:
+    """After a chunk's flush failed (someone else wrote the same account or reference
+    after our look-up): each line in a savepoint of its own, through the API's functions."""
+    for record in records:
+        if record.services and not _lapsed(record):
+            await _write_with_services(session, record, context, outcome)
+            continue
+        method = _build(record, context)
+        try:
+            async with session.begin_nested():
+                session.add(method)
+                await session.flush()
+        except IntegrityError:
+            outcome.refused.append(_duplicate(record, "registered meanwhile"))
+            continue
+        await emit_all(session, method_events(method), now=context.now)
+        _imported(outcome, record, method)
+
+
+async def _services_checked(
     session: AsyncSession,
-    records: Sequence[Record],
+    pairs: Sequence[tuple[Record, PaymentMethod]],
     context: WriteContext,
     outcome: ChunkOutcome,
-) -> None:
-    """Methods that renew nothing (yet): one flush for all of them."""
-    if not records:
-        return
-    methods = [_build(record, context) for record in records]
-    try:
-        async with session.begin_nested():
-            session.add_all(methods)
-            await session.flush()
-    except IntegrityError:
-        # Someone else wrote the same account or reference after our look-up: find which
-        # line, one savepoint each.
-        for record in records:
-            method = _build(record, context)
-            try:
-                async with session.begin_nested():
-                    session.add(method)
-                    await session.flush()
-            except IntegrityError:
-                outcome.refused.append(_duplicate(record, "registered meanwhile"))
-                continue
-            await emit_all(session, method_events(method), now=context.now)
-            _imported(outcome, record, method)
-        return
-    await emit_all(
-        session, [event for method in methods for event in method_events(method)], now=context.now
-    )
-    for record, method in zip(records, methods, strict=True):
-        _imported(outcome, record, method)
+) -> dict[str, list[Service]]:
+    """The services each line names, locked, once the method is known to be able to renew
+    them all (the API's own check); a line that fails is refused and left out."""
+    wanted = sorted({service_id for record, _ in pairs for service_id in record.services})
+    loaded = await services_repository.get_many(session, wanted, customer_id=None, for_update=True)
+    by_id = {service.id: service for service in loaded}
+    checked: dict[str, list[Service]] = {}
+    for record, method in pairs:
+        # Another customer's service is not found, exactly as through the API.
+        mine = [
+            by_id[service_id]
+            for service_id in record.services
+            if service_id in by_id and by_id[service_id].customer_id == record.customer_id
+        ]
+        try:
+            services.check_many_can_pay(
+                record.services, mine, facts(method), context.settings, to_renew=True
+            )
+        except AppError as error:
+            outcome.refused.append(_assignment_refusal(record, error, None))
+            continue
+        checked[method.id] = mine
+    return checked
 
 
 def _assignment_refusal(record: Record, error: AppError, service_id: str | None) -> RefusedLine:
@@ -329,12 +351,36 @@ async def write_chunk(
 ) -> ChunkOutcome:
     outcome = ChunkOutcome()
     to_write = await _sort(session, records, outcome)
+    built = [(record, _build(record, context)) for record in to_write]
     # A lapsed mandate is imported as such, but cannot renew anything.
-    plain = [r for r in to_write if not r.services or _lapsed(r)]
-    await _write_plain(session, plain, context, outcome)
-    for record in to_write:
-        if record.services and not _lapsed(record):
-            await _write_with_services(session, record, context, outcome)
+    renewing = [(r, m) for r, m in built if r.services and not _lapsed(r)]
+    assignments = await _services_checked(session, renewing, context, outcome)
+    kept = [(r, m) for r, m in built if not (r.services and not _lapsed(r)) or m.id in assignments]
+    try:
+        async with session.begin_nested():
+            session.add_all([method for _, method in kept])
+            await session.flush()
+    except IntegrityError:
+        await _write_one_by_one(session, [record for record, _ in kept], context, outcome)
+    else:
+        await emit_all(
+            session,
+            [event for _, method in kept for event in method_events(method)],
+            now=context.now,
+        )
+        for record, method in kept:
+            line_services = assignments.get(method.id, [])
+            if line_services:
+                await services.renew_with(
+                    session,
+                    line_services,
+                    method.id,
+                    actor=context.actor,
+                    now=context.now,
+                    reason=f"{context.reason}, line {record.line}",
+                )
+                outcome.services_assigned += len(line_services)
+            _imported(outcome, record, method)
     await session.flush()
     session.expunge_all()
     return outcome

@@ -312,6 +312,24 @@ async def assign_payment_method_to_many(
         else (await repository.active_ids_for_customer(session, customer_id))
     )
     services = await repository.get_many(session, wanted, customer_id=customer_id, for_update=True)
+    check_many_can_pay(wanted, services, method, settings)
+    for service in services:
+        await _assign(session, service, method.id, actor=actor, now=now, reason=reason)
+        await _auto_renew(session, service, auto_renew, actor=actor, now=now, reason=reason)
+    return services
+
+
+def check_many_can_pay(
+    wanted: Sequence[str],
+    services: Sequence[Service],
+    method: MethodFacts,
+    settings: Settings,
+    *,
+    to_renew: bool = False,
+) -> None:
+    """All of `wanted` are among `services` (the customer's, locked) and `method` can pay
+    each, or the error that says which not (nothing changed). `to_renew`: they must also
+    renew automatically, so a cancelled one is refused too."""
     missing = sorted(set(wanted) - {service.id for service in services})
     if missing:
         raise NotFound(
@@ -320,6 +338,8 @@ async def assign_payment_method_to_many(
     refusals = []
     for service in services:
         try:
+            if to_renew and service.status != "active":
+                raise Conflict("A cancelled service cannot be renewed.", code="service_cancelled")
             check_method_can_pay(service, method, settings)
         except Conflict as refusal:
             refusals.append(
@@ -331,10 +351,23 @@ async def assign_payment_method_to_many(
             code="bulk_assignment_refused",
             extra={"refusals": refusals},
         )
+
+
+async def renew_with(
+    session: AsyncSession,
+    services: Sequence[Service],
+    method_id: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """Assign `method_id` to `services` and turn their auto-renew on, as the customer's own
+    choice would (audit rows, events). The caller ran `check_many_can_pay(…, to_renew=True)`
+    on these services, locked."""
     for service in services:
-        await _assign(session, service, method.id, actor=actor, now=now, reason=reason)
-        await _auto_renew(session, service, auto_renew, actor=actor, now=now, reason=reason)
-    return services
+        await _assign(session, service, method_id, actor=actor, now=now, reason=reason)
+        await _auto_renew(session, service, True, actor=actor, now=now, reason=reason)
 
 
 async def services_using(session: AsyncSession, method_id: str) -> list[Service]:

@@ -387,3 +387,41 @@ async def test_a_service_that_cannot_take_the_method_refuses_the_line(
     after = await counts(sessionmaker)
     assert after["payment_methods"] == before["payment_methods"] + 1
     assert after["service_changes"] == before["service_changes"]
+
+
+async def test_an_account_registered_during_the_import_refuses_only_its_line(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The customer registers the account between the look-up and the write: the unique
+    index refuses the chunk's flush, and each line is written again on its own."""
+    created = await client.post(
+        "/v1/payment-methods",
+        json={"type": "sepa_debit", "sepa_debit": {"iban": IBAN_ES, "account_holder_name": "M"}},
+        headers=auth("cus_1"),
+    )
+    assert created.status_code == 201
+
+    async def missed(*_: object) -> dict[tuple[str, str], str]:
+        return {}
+
+    monkeypatch.setattr("app.imports.repository.live_accounts", missed)
+    await provision(client, auth, "host-2", "cus_2", clock.now() + timedelta(days=60))
+    body = ndjson(
+        sepa_line("cus_1", reference="OLD-1"),
+        sepa_line("cus_2", iban=IBAN_DE, reference="OLD-2", services=["host-2"]),
+        sepa_line("cus_3", iban=IBAN_NL, reference="OLD-3"),
+    )
+    response = await post_import(client, auth, body, partial="true")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [(r["line"], r["code"]) for r in report["refusals"]] == [
+        (1, "duplicate_payment_method")
+    ]
+    assert (report["imported"], report["services_assigned"]) == (2, 1)
+    async with sessionmaker() as session:
+        service = await session.get(Service, "host-2")
+        assert service is not None and service.auto_renew and service.payment_method_id
