@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 from schwifty import IBAN
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 
 from app.core.auth import mint_token
 from app.core.database import create_engine
@@ -95,6 +95,7 @@ async def seed_cards(sandbox_url: str, ledger_url: str, count: int) -> list[tupl
     engine = create_engine(ledger_url)
     customers_table = SandboxCustomer.__table__
     methods_table = SandboxPaymentMethod.__table__
+    assert isinstance(customers_table, Table) and isinstance(methods_table, Table)
     async with engine.begin() as connection:
         template_customer = dict(
             (await connection.execute(select(customers_table))).mappings().one()
@@ -262,7 +263,9 @@ def show(result: Result) -> None:
         f"  {result.path:4} {result.records:>7} records  {result.seconds:7.1f} s  "
         f"{result.rate:7.0f} records/s  peak RSS {result.peak_rss_mib:6.1f} MiB  "
         f"(imported {report['imported']}, lapsed {report['lapsed']}, "
-        f"services {report['services_assigned']}, refused {report['refused']})",
+        f"services {report['services_assigned']}, refused {report['refused']}; "
+        f"checking {report['seconds']['checking']:.0f} s, "  # type: ignore[index]
+        f"importing {report['seconds']['importing']:.0f} s)",  # type: ignore[index]
         flush=True,
     )
 

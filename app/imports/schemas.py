@@ -123,3 +123,6 @@ class ImportReport(BaseModel):
     services_assigned: int
     refusals: list[RefusedLine]
     lapsed_mandates: list[LapsedMandate]
+    seconds: dict[str, float] = Field(
+        description="Time spent checking (gateway included) and importing."
+    )

@@ -20,6 +20,7 @@ using a request's: it decides per mode where they begin and end.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -136,6 +137,7 @@ async def run_import(
         gateway_concurrency=run.settings.import_gateway_concurrency,
         now=run.now,
     )
+    started = time.perf_counter()
     with Spool(Checked) as spool:
         async for chunk in _chunks(lines, CHUNK):
             async with run.sessionmaker() as session:
@@ -150,6 +152,7 @@ async def run_import(
             tally.lines += len(chunk)
             progress.checked(len(chunk))
 
+        checked = time.perf_counter()
         progress.importing(spool.count)
         context = WriteContext(
             creditor=creditor_of(run.settings),
@@ -178,6 +181,10 @@ async def run_import(
         services_assigned=tally.services_assigned,
         refusals=sorted(tally.refused, key=lambda refusal: refusal.line),
         lapsed_mandates=tally.lapsed,
+        seconds={
+            "checking": round(checked - started, 3),
+            "importing": round(time.perf_counter() - checked, 3),
+        },
     )
     log.info(
         "payment-method import",
