@@ -192,7 +192,8 @@ async def _sort(
         verdict = existing_verdict(record, record.line, found, fingerprints)
         if verdict is None:
             pairs = _fingerprint_pairs(record)
-            taken = next((accounts.get(p) or seen.accounts.get(p) for p in pairs), None)
+            found_ids = (accounts.get(pair) or seen.accounts.get(pair) for pair in pairs)
+            taken = next((method_id for method_id in found_ids if method_id), None)
             verdict = _duplicate(record, taken) if taken else None
         if isinstance(verdict, Present):
             outcome.present += 1
