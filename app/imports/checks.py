@@ -294,12 +294,12 @@ def existing_verdict(
         return None
     customer = record.customer_id
     if existing.customer_id != customer:
-        what = "mandate reference" if record_kind(record) == "sepa_debit" else "card"
+        if record_kind(record) == "sepa_debit":
+            code, what = "mandate_reference_in_use", "mandate reference"
+        else:
+            code, what = "card_in_use", "card"
         return _refusal(
-            number,
-            "mandate_reference_in_use" if what == "mandate reference" else "card_in_use",
-            f"This {what} is already registered for another customer.",
-            customer,
+            number, code, f"This {what} is already registered for another customer.", customer
         )
     if fingerprints and existing.iban_fingerprint not in fingerprints:
         return _refusal(
