@@ -418,9 +418,7 @@ async def test_an_account_registered_during_the_import_refuses_only_its_line(
     response = await post_import(client, auth, body, partial="true")
     assert response.status_code == 200, response.text
     report = response.json()
-    assert [(r["line"], r["code"]) for r in report["refusals"]] == [
-        (1, "duplicate_payment_method")
-    ]
+    assert [(r["line"], r["code"]) for r in report["refusals"]] == [(1, "duplicate_payment_method")]
     assert (report["imported"], report["services_assigned"]) == (2, 1)
     async with sessionmaker() as session:
         service = await session.get(Service, "host-2")
