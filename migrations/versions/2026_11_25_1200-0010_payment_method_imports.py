@@ -9,9 +9,9 @@
 A re-run finds the cards it already imported by their gateway id through
 `ix_payment_methods_gateway_payment_method_id`, which 0008 creates for the gateway's webhooks.
 
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-11-25 11:00:00
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-25 12:00:00
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
