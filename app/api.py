@@ -14,6 +14,7 @@ from app.events.endpoint_routes import router as webhook_endpoints_router
 from app.events.routes import router as events_router
 from app.gateway_events.routes import router as gateway_webhooks_router
 from app.health.routes import router as health_router
+from app.imports.routes import router as imports_router
 from app.payment_methods.routes import router as payment_methods_router
 from app.renewals.routes import admin_router as renewals_admin_router
 from app.renewals.routes import router as renewals_router
@@ -35,6 +36,7 @@ ROUTERS = (
     events_router,  # /v1/events /v1/admin/events[/{id}/redeliver|/dispatch]
     webhook_endpoints_router,  # /v1/admin/webhook-endpoints
     gateway_webhooks_router,  # /v1/gateway-webhooks/stripe (signed by Stripe, no token)
+    imports_router,  # /v1/admin/imports/payment-methods
 )
 
 

@@ -12,6 +12,8 @@ autorenew sandbox-gateway --port N [--host H] [--public-url URL]
 autorenew dispatch-events [--once]        send due webhooks now (one pass, or until none due)
 autorenew sepa export --date D --out FILE [--schema S]
                                           build the pain.008 batch for collection date D
+autorenew import payment-methods FILE [--dry-run] [--partial]
+                                          move mandates and cards in from the previous panel
 """
 
 from __future__ import annotations
@@ -297,6 +299,13 @@ def _positive_seconds(value: str) -> int:
     return seconds
 
 
+@command("import")
+def import_command(args: argparse.Namespace) -> int:
+    from app.imports.cli import import_payment_methods
+
+    return import_payment_methods(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autorenew", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"autorenew {__version__}")
@@ -332,6 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--schema",
         default="pain.008.001.08",
         choices=["pain.008.001.08", "pain.008.001.02"],
+    )
+
+    p = sub.add_parser("import", help="import data from the previous customer panel")
+    import_sub = p.add_subparsers(dest="import_command", required=True)
+    p = import_sub.add_parser(
+        "payment-methods", help="import SEPA mandates and gateway cards from an NDJSON file"
+    )
+    p.add_argument("file", help="the NDJSON file, one record per line")
+    p.add_argument("--dry-run", action="store_true", help="check everything, change nothing")
+    p.add_argument("--partial", action="store_true", help="import the good lines, skip the bad")
+    p.add_argument(
+        "--operator", default=None, help="who runs it, for the audit (default: cli:$USER)"
     )
 
     p = sub.add_parser("reencrypt-ibans", help="re-seal stored IBANs under the current key")

@@ -131,6 +131,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         # the notice they are charged at once. The notice rule has tests of its own
         # (tests/renewals/test_notice_timeline.py), with the default 15 days.
         renewal_notice_days=0,
+        import_max_bytes=256 * 1024,
         # The mounted sandbox gateway keeps its ledger in a file of the run, never in ./
         sandbox_database_url=f"sqlite:///{tmp_path_factory.getbasetemp()}/sandbox-ledger.db",
     )

@@ -41,12 +41,24 @@ HTTP_LATENCY = Histogram(
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-# Routes that take a file in its own format (bank reports) rather than JSON.
-NON_JSON_UPLOAD_PATHS: tuple[str, ...] = ("/v1/admin/sepa/returns",)
+# Routes that take a file in its own format (bank reports, NDJSON imports) rather than JSON.
+NON_JSON_UPLOAD_PATHS: tuple[str, ...] = ("/v1/admin/sepa/returns", "/v1/admin/imports/")
 # JSON written by a card gateway, not by our callers: an escaped NUL in a field we never
 # store (a billing name) must not make the gateway redeliver it for days. What the route
 # keeps of an event are the gateway's own ids and codes, checked before they are stored.
 GATEWAY_WEBHOOK_PATHS: tuple[str, ...] = ("/v1/gateway-webhooks/",)
+# Routes that stream a large file line by line (they hold a line, not the body): their own
+# body limit instead of `max_body_bytes`.
+IMPORT_PATHS = "/v1/admin/imports/"
+
+
+def body_limit(path: str, settings: Settings) -> int:
+    """The largest body accepted on `path`."""
+    if path.startswith(IMPORT_PATHS):
+        return settings.import_max_bytes
+    return settings.max_body_bytes
+
+
 _JSON_NUL = b"\\u0000"
 
 
@@ -65,9 +77,9 @@ def _is_json(content_type: str | None) -> bool:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,14 +131,15 @@ class EdgeMiddleware:
                 detail="The URL contains a NUL character.",
             )
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        path: str = scope["path"]
+        limit = body_limit(path, self.settings)
+        if length is not None and length.isdigit() and int(length) > limit:
             return problem_response(
                 request,
                 status=413,
                 code="payload_too_large",
-                detail=f"The body is larger than {self.max_body_bytes} bytes.",
+                detail=f"The body is larger than {limit} bytes.",
             )
-        path: str = scope["path"]
         has_body = (length is not None and length != "0") or _header(
             scope, b"transfer-encoding"
         ) is not None
@@ -151,8 +164,8 @@ class EdgeMiddleware:
         there as a 500. In JSON a NUL can only be written `\\u0000` (the rare literal text
         backslash-u0000 is refused as well)."""
         received = 0
-        limit = self.max_body_bytes
         path: str = scope["path"]
+        limit = body_limit(path, self.settings)
         check_nul = path.startswith("/v1/") and not path.startswith(
             NON_JSON_UPLOAD_PATHS + GATEWAY_WEBHOOK_PATHS
         )
@@ -242,7 +255,7 @@ class ServiceCORSMiddleware(CORSMiddleware):
 
 def install_edge(app: FastAPI, settings: Settings) -> None:
     # Order matters: CORS answers preflights before the edge checks content types.
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             ServiceCORSMiddleware,

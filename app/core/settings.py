@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    # Payment-method imports from the previous panel (app/imports). The HTTP route streams
+    # the body, so these bound the work one request can ask for, not the memory it takes;
+    # `autorenew import payment-methods` reads a file and is bounded by neither.
+    import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    import_max_lines: int = Field(default=100_000, ge=1)
+    import_max_line_bytes: int = Field(default=16 * 1024, ge=512)
+    # Card look-ups at the gateway in flight at once during an import's checking pass.
+    import_gateway_concurrency: int = Field(default=8, ge=1, le=64)
+
     # Renewal timing: how many days before a service expires its renewal is charged. The
     # effective lead is the larger of the payment method's and the service kind's (see
     # app/services/lead_time.py). SEPA needs the longest: pre-notification + bank lead.

@@ -52,6 +52,11 @@ class PaymentMethodData(Payload):
     card: CardDetails | None = None
     failure_code: str | None = None
     created_at: datetime | None = None
+    imported: bool = Field(
+        default=False,
+        description="Moved in from the previous customer panel "
+        "(POST /v1/admin/imports/payment-methods), not registered here.",
+    )
 
 
 class MandateAcceptedData(Payload):
@@ -63,6 +68,11 @@ class MandateAcceptedData(Payload):
     signer_name: str | None = None
     sequence_type: Literal["FRST", "RCUR"] = "FRST"
     iban_last4: str = Field(min_length=4, max_length=4)
+    imported: bool = Field(
+        default=False,
+        description="Signed through the previous customer panel and imported; `signed_at` "
+        "is the original signature date.",
+    )
 
 
 class ServicePaymentMethodChangedData(Payload):

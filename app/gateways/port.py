@@ -8,6 +8,7 @@ vocabulary. Outcomes the caller must branch on are values; failures are exceptio
     ├── CardDeclined             the issuer said no (`hard` = retrying will not help)
     ├── AuthenticationRequired   the customer must authenticate (3-D Secure) first
     ├── InvalidCardRequest       our request named something unusable (bad token, …)
+    │   └── PaymentMethodNotFound  no payment method with that id at the gateway
     ├── RateLimited              slow down; `retry_after` seconds when the gateway said
     ├── GatewayUnavailable       the gateway will not work for us at all (our API key is
     │                            rejected): it did nothing, and no other call will fare
@@ -56,6 +57,18 @@ class CardSetup:
 
 
 ChargeStatus = Literal["succeeded", "processing", "requires_action", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class StoredPaymentMethod:
+    """A payment method as the gateway keeps it (a Stripe PaymentMethod): its type, the
+    gateway customer it is attached to (None: attached to nobody, so not reusable), and for
+    a card what may be kept about it."""
+
+    gateway_payment_method_id: str
+    type: str
+    gateway_customer_id: str | None
+    card: CardDetails | None
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,11 @@ class AuthenticationRequired(GatewayError):
 
 class InvalidCardRequest(GatewayError):
     pass
+
+
+class PaymentMethodNotFound(InvalidCardRequest):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="resource_missing")
 
 
 class RateLimited(GatewayError):
@@ -215,6 +233,11 @@ class PaymentGateway(Protocol):
 
     async def get_charge(self, charge_id: str) -> Charge:
         """The charge as it stands now (after the customer's 3-D Secure step)."""
+        ...
+
+    async def get_payment_method(self, gateway_payment_method_id: str) -> StoredPaymentMethod:
+        """A payment method already stored at the gateway (read only: nothing changes
+        there). Raises PaymentMethodNotFound when there is none with that id."""
         ...
 
     async def tokenize_card(

@@ -25,7 +25,13 @@ import httpx
 import stripe
 
 from app.gateways import metrics
-from app.gateways.port import CardSetup, Charge, InvalidCardRequest
+from app.gateways.port import (
+    CardSetup,
+    Charge,
+    InvalidCardRequest,
+    PaymentMethodNotFound,
+    StoredPaymentMethod,
+)
 from app.gateways.stripe_errors import error_from_stripe, error_kind
 from app.gateways.stripe_http import HttpxTransport
 from app.gateways.stripe_objects import (
@@ -33,6 +39,7 @@ from app.gateways.stripe_objects import (
     IDEMPOTENCY_METADATA_KEY,
     charge_from_stripe,
     setup_from_stripe,
+    stored_payment_method_from_stripe,
 )
 
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -168,6 +175,20 @@ class StripeGateway:
             )
         )
         return setup_from_stripe(intent)
+
+    async def get_payment_method(self, gateway_payment_method_id: str) -> StoredPaymentMethod:
+        # GET /v1/payment_methods/{id}: a read, so no idempotency key and nothing changes at
+        # Stripe (an import's dry run calls it too). A malformed id is "not found" as well:
+        # it came from a file, and no payment method can have it.
+        try:
+            found = await self._call(
+                self._v1.payment_methods.retrieve_async(_path_id(gateway_payment_method_id, "pm_"))
+            )
+        except InvalidCardRequest as exc:
+            if exc.code in ("resource_missing", "invalid_gateway_id"):
+                raise PaymentMethodNotFound(exc.message) from exc
+            raise
+        return stored_payment_method_from_stripe(found)
 
     async def charge_off_session(
         self,

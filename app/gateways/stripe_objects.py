@@ -1,4 +1,5 @@
-"""Stripe's objects → the port's values: SetupIntent → CardSetup, PaymentIntent → Charge.
+"""Stripe's objects → the port's values: SetupIntent → CardSetup, PaymentIntent → Charge,
+PaymentMethod → StoredPaymentMethod.
 
 The SDK hands back its `StripeObject`s, which are dicts; these read them as mappings, so
 they work the same on any Stripe-shaped JSON.
@@ -9,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from app.gateways.port import CardDetails, CardSetup, Charge, ChargeStatus, GatewayError
+from app.gateways.port import (
+    CardDetails,
+    CardSetup,
+    Charge,
+    ChargeStatus,
+    GatewayError,
+    StoredPaymentMethod,
+)
 
 # Our metadata key for the caller's idempotency key (searchable, see find_charge).
 IDEMPOTENCY_METADATA_KEY = "autorenew_idempotency_key"
@@ -58,6 +66,17 @@ def _object_id(value: Any) -> str:
     if isinstance(value, Mapping):
         return str(value.get("id") or "")
     return str(value or "")
+
+
+def stored_payment_method_from_stripe(payment_method: Mapping[str, Any]) -> StoredPaymentMethod:
+    """A PaymentMethod → StoredPaymentMethod (`customer` as an id, or expanded)."""
+    method_type = str(payment_method.get("type") or "")
+    return StoredPaymentMethod(
+        gateway_payment_method_id=str(payment_method["id"]),
+        type=method_type,
+        gateway_customer_id=_object_id(payment_method.get("customer")) or None,
+        card=card_from_stripe(payment_method) if method_type == "card" else None,
+    )
 
 
 def setup_from_stripe(intent: Mapping[str, Any]) -> CardSetup:

@@ -16,8 +16,8 @@ of 429s. `ThrottledGateway` wraps any PaymentGateway, one instance shared by the
             throttle, and the renewal engine reschedules the renewal.
 
 Which calls are throttled: off-session ones only (`charge_off_session`, `find_charge`), the
-sweep's traffic. Card registration, on-session payments and the rest are a customer waiting
-on an HTTP request:
+sweep's traffic, and `get_payment_method`, an import's bulk card checks (app/imports). Card
+registration, on-session payments and the rest are a customer waiting on an HTTP request:
 queueing them behind a sweep of thousands of renewals would stall the customer area for
 minutes. They go straight through and are never retried here (the customer gets 429 with
 Retry-After at once), but a 429 they receive still shuts the gate for the sweep: the limit is
@@ -37,7 +37,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from app.gateways import metrics
-from app.gateways.port import CardSetup, Charge, PaymentGateway, RateLimited
+from app.gateways.port import (
+    CardSetup,
+    Charge,
+    PaymentGateway,
+    RateLimited,
+    StoredPaymentMethod,
+)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -168,6 +174,13 @@ class ThrottledGateway:
 
     async def find_charge(self, idempotency_key: str) -> Charge | None:
         return await self._off_session(lambda: self.inner.find_charge(idempotency_key))
+
+    async def get_payment_method(self, gateway_payment_method_id: str) -> StoredPaymentMethod:
+        # An import checks thousands of cards in a row, nobody waiting on each: paced and
+        # patient with 429s like the sweep, never crowding out customers' registrations.
+        return await self._off_session(
+            lambda: self.inner.get_payment_method(gateway_payment_method_id)
+        )
 
     async def ensure_customer(self, *, customer_ref: str, existing_id: str | None) -> str:
         return await self._customer_facing(

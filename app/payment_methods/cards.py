@@ -76,7 +76,8 @@ class MethodOutcome:
     action_url: str | None = None
 
 
-def _expired(exp_month: int, exp_year: int, now: datetime) -> bool:
+def card_expired(exp_month: int, exp_year: int, now: datetime) -> bool:
+    """Past the end of its expiry month (a card works until that month ends)."""
     return card_valid_until(exp_month, exp_year) <= now
 
 
@@ -155,7 +156,7 @@ async def _token_for(card: CardIn, registration: CardRegistration, now: datetime
         )
     if not luhn.is_valid(number) or not 12 <= len(number) <= 19:
         raise Unprocessable("The card number is not valid.", code="invalid_card_number")
-    if _expired(card.exp_month, card.exp_year, now):
+    if card_expired(card.exp_month, card.exp_year, now):
         raise _card_expired()
     cvc = card.cvc.get_secret_value() if card.cvc is not None else None
     try:
@@ -181,10 +182,14 @@ def _setup_key(customer_id: str, request_key: str | None, token: str) -> str:
 
 
 def _keep_card(method: PaymentMethod, setup: CardSetup) -> None:
-    card: CardDetails = setup.card
     method.gateway_customer_id = setup.gateway_customer_id or method.gateway_customer_id
     method.gateway_payment_method_id = setup.gateway_payment_method_id
     method.gateway_setup_id = setup.setup_id
+    keep_card_details(method, setup.card)
+
+
+def keep_card_details(method: PaymentMethod, card: CardDetails) -> None:
+    """What may be kept about a card, as the gateway describes it (never the number)."""
     method.card_brand = card.brand
     method.card_last4 = card.last4[-4:] or None
     method.card_exp_month = card.exp_month or None
@@ -224,7 +229,7 @@ async def register(
             code="card_declined",
             extra={"decline_code": setup.decline_code or setup.failure_code or "card_declined"},
         )
-    if setup.card.exp_year and _expired(setup.card.exp_month, setup.card.exp_year, now):
+    if setup.card.exp_year and card_expired(setup.card.exp_month, setup.card.exp_year, now):
         raise _card_expired()
     if setup.card.fingerprint:
         duplicate = await repository.find_live_card(session, customer_id, setup.card.fingerprint)

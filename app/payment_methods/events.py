@@ -15,7 +15,7 @@ from app.events.payloads import (
     PaymentMethodData,
     SepaDebitDetails,
 )
-from app.events.service import emit
+from app.events.service import NewEvent, emit_all
 from app.payment_methods.models import PaymentMethod
 
 
@@ -45,33 +45,27 @@ def method_data(method: PaymentMethod) -> PaymentMethodData:
         card=card,
         failure_code=method.failure_code,
         created_at=method.created_at,
+        imported=method.imported_at is not None,
     )
+
+
+def method_event(kind: str, method: PaymentMethod) -> NewEvent:
+    """`kind`: created | validated | failed | expiring | expired | revoked."""
+    return NewEvent(f"payment_method.{kind}", method.id, method_data(method), method.customer_id)
 
 
 async def announce(session: AsyncSession, kind: str, method: PaymentMethod, now: datetime) -> None:
-    """`kind`: created | validated | failed | expiring | expired | revoked."""
-    await emit(
-        session,
-        type=f"payment_method.{kind}",
-        resource_id=method.id,
-        customer_id=method.customer_id,
-        data=method_data(method),
-        now=now,
-    )
+    await emit_all(session, [method_event(kind, method)], now=now)
 
 
-async def announce_mandate_accepted(
-    session: AsyncSession, method: PaymentMethod, now: datetime
-) -> None:
+def mandate_accepted_event(method: PaymentMethod) -> NewEvent:
     mandate = method.mandate
     assert mandate is not None
     assert mandate.signed_at is not None
-    await emit(
-        session,
-        type="mandate.accepted",
-        resource_id=method.id,
-        customer_id=method.customer_id,
-        data=MandateAcceptedData(
+    return NewEvent(
+        "mandate.accepted",
+        method.id,
+        MandateAcceptedData(
             payment_method_id=method.id,
             customer_id=method.customer_id,
             mandate_reference=mandate.reference,
@@ -80,6 +74,13 @@ async def announce_mandate_accepted(
             signer_name=mandate.signer_name,
             sequence_type="RCUR" if mandate.sequence_type == "RCUR" else "FRST",
             iban_last4=method.iban_last4 or "????",
+            imported=method.imported_at is not None,
         ),
-        now=now,
+        method.customer_id,
     )
+
+
+async def announce_mandate_accepted(
+    session: AsyncSession, method: PaymentMethod, now: datetime
+) -> None:
+    await emit_all(session, [mandate_accepted_event(method)], now=now)

@@ -12,6 +12,10 @@ import json
 from dataclasses import dataclass
 
 CURRENT_VERSION = "2026-11-v1"
+# Not a wording anyone signed here: the record kept for a mandate signed through the previous
+# customer panel (app/imports), which keeps the form its debtor saw. Its hash identifies this
+# record, so the mandate view never claims the debtor accepted our text.
+IMPORTED_VERSION = "imported-v1"
 
 _TEXTS: dict[str, dict[str, str]] = {
     "2026-11-v1": {
@@ -45,6 +49,30 @@ _TEXTS: dict[str, dict[str, str]] = {
             "conditions of your agreement with your bank. A refund must be claimed within "
             "8 weeks starting from the date on which your account was debited. Your rights "
             "are explained in a statement that you can obtain from your bank."
+        ),
+    },
+    IMPORTED_VERSION: {
+        "es": (
+            "Orden de domiciliación de adeudo directo SEPA (Core), pago recurrente, firmada "
+            "en el área de cliente anterior y traída a este servicio sin cambios.\n"
+            "Referencia de la orden de domiciliación: {reference}\n"
+            "Identificador del acreedor: {creditor_id}\n"
+            "Nombre del acreedor: {creditor_name}\n"
+            "Titular de la cuenta (deudor): {debtor_name}\n"
+            "Cuenta de adeudo: {iban_masked}\n\n"
+            "El texto que firmó el deudor se conserva con los registros del área de cliente "
+            "anterior."
+        ),
+        "en": (
+            "SEPA Core Direct Debit Mandate, recurrent payment, signed through the previous "
+            "customer panel and brought into this service unchanged.\n"
+            "Mandate reference: {reference}\n"
+            "Creditor identifier: {creditor_id}\n"
+            "Creditor name: {creditor_name}\n"
+            "Account holder (debtor): {debtor_name}\n"
+            "Account to debit: {iban_masked}\n\n"
+            "The text the debtor signed is kept with the records of the previous customer "
+            "panel."
         ),
     },
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Index, LargeBinary, String, false, func, text
@@ -67,7 +67,8 @@ class PaymentMethod(Base):
             postgresql_where=text("is_default"),
         ),
         Index("ix_payment_methods_customer_created", "customer_id", "created_at", "id"),
-        # The gateway's webhooks name a card by its gateway ids.
+        # The gateway's webhooks name a card by its gateway ids; an import re-run finds the
+        # cards it already brought in by theirs.
         Index("ix_payment_methods_gateway_payment_method_id", "gateway_payment_method_id"),
         Index("ix_payment_methods_gateway_setup_id", "gateway_setup_id"),
     )
@@ -82,6 +83,8 @@ class PaymentMethod(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set for a method moved in from the previous customer panel (app/imports).
+    imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # sepa_debit. Only the masked IBAN and what a bank statement shows anyway are in clear.
     iban_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -146,5 +149,8 @@ class Mandate(Base):
     signer_user_agent: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # For an imported mandate: the previous panel's last collection under it. The 36-month
+    # lapse runs from it as from a collection presented here (app/sepa/sequence.py).
+    last_collected_before_import_on: Mapped[date | None]
 
     payment_method: Mapped[PaymentMethod] = relationship(back_populates="mandate", lazy="raise")

@@ -101,6 +101,104 @@ async def _fresh_reference(session: AsyncSession) -> str:
     raise RuntimeError("could not draw an unused mandate reference")  # ~never: 32**20 space
 
 
+@dataclass(frozen=True)
+class SealedAccount:
+    """A bank account checked as at registration and sealed at once for the method
+    `method_id` (the IBAN is the associated data's owner): nothing here is the clear IBAN."""
+
+    method_id: str
+    fingerprints: list[str]  # under the current key first, then under retired keys
+    ciphertext: bytes
+    key_id: str
+    masked: str
+    last4: str
+    country: str
+    bank_code: str | None
+    bic: str | None
+    bank_name: str | None
+    holder_name: str
+
+
+def seal_account(
+    iban: str, account_holder_name: str, cipher: FieldCipher, *, method_id: str
+) -> SealedAccount:
+    """Check the IBAN (SEPA reachable) and the holder's name, or 422; seal the IBAN."""
+    electronic, bank = _valid_sepa_iban(iban)
+    name = holder_name(account_holder_name)
+    sealed = cipher.seal(electronic, associated_data=method_id.encode())
+    return SealedAccount(
+        method_id=method_id,
+        fingerprints=cipher.fingerprints(electronic, purpose=IBAN_PURPOSE),
+        ciphertext=sealed.data,
+        key_id=sealed.key_id,
+        masked=mask(electronic),
+        last4=electronic[-4:],
+        country=bank["country"] or "",
+        bank_code=bank["bank_code"],
+        bic=bank["bic"],
+        bank_name=bank["bank_name"],
+        holder_name=name,
+    )
+
+
+def new_method(customer_id: str, account: SealedAccount, now: datetime) -> PaymentMethod:
+    """The SEPA method of `account`, waiting for its mandate (not added to the session)."""
+    return PaymentMethod(
+        id=account.method_id,
+        customer_id=customer_id,
+        type=PaymentMethodType.SEPA_DEBIT,
+        status=PaymentMethodStatus.REQUIRES_ACTION,
+        is_default=False,
+        created_at=now,
+        updated_at=now,
+        iban_ciphertext=account.ciphertext,
+        iban_key_id=account.key_id,
+        iban_fingerprint=account.fingerprints[0],
+        iban_masked=account.masked,
+        iban_last4=account.last4,
+        iban_country=account.country,
+        bank_code=account.bank_code,
+        bic=account.bic,
+        bank_name=account.bank_name,
+        account_holder_name=account.holder_name,
+    )
+
+
+def new_mandate(
+    customer_id: str,
+    account: SealedAccount,
+    *,
+    reference: str,
+    creditor: Creditor,
+    now: datetime,
+    text_version: str = mandate_texts.CURRENT_VERSION,
+) -> Mandate:
+    """A pending recurrent CORE mandate, FRST until its first collection."""
+    text = mandate_texts.render(
+        text_version,
+        reference=reference,
+        creditor_id=creditor.identifier,
+        creditor_name=creditor.name,
+        debtor_name=account.holder_name,
+        iban_masked=account.masked,
+    )
+    return Mandate(
+        id=new_id("mdt"),
+        customer_id=customer_id,
+        reference=reference,
+        creditor_id=creditor.identifier,
+        creditor_name=creditor.name,
+        scheme="CORE",
+        mandate_type="recurrent",
+        sequence_type="FRST",
+        status=MandateStatus.PENDING,
+        debtor_name=account.holder_name,
+        text_version=text.version,
+        text_sha256=text.sha256,
+        created_at=now,
+    )
+
+
 async def register(
     session: AsyncSession,
     *,
@@ -112,56 +210,15 @@ async def register(
     now: datetime,
 ) -> PaymentMethod:
     """A new SEPA method in `requires_action`, with its mandate waiting for acceptance."""
-    electronic, bank = _valid_sepa_iban(iban)
-    name = holder_name(account_holder_name)
-    fingerprints = cipher.fingerprints(electronic, purpose=IBAN_PURPOSE)
-    await _refuse_duplicate(session, customer_id, fingerprints)
-
-    method_id = new_id("pm")
-    sealed = cipher.seal(electronic, associated_data=method_id.encode())
-    masked = mask(electronic)
-    method = PaymentMethod(
-        id=method_id,
-        customer_id=customer_id,
-        type=PaymentMethodType.SEPA_DEBIT,
-        status=PaymentMethodStatus.REQUIRES_ACTION,
-        is_default=False,
-        created_at=now,
-        updated_at=now,
-        iban_ciphertext=sealed.data,
-        iban_key_id=sealed.key_id,
-        iban_fingerprint=fingerprints[0],
-        iban_masked=masked,
-        iban_last4=electronic[-4:],
-        iban_country=bank["country"],
-        bank_code=bank["bank_code"],
-        bic=bank["bic"],
-        bank_name=bank["bank_name"],
-        account_holder_name=name,
-    )
-    reference = await _fresh_reference(session)
-    text = mandate_texts.render(
-        mandate_texts.CURRENT_VERSION,
-        reference=reference,
-        creditor_id=creditor.identifier,
-        creditor_name=creditor.name,
-        debtor_name=name,
-        iban_masked=masked,
-    )
-    method.mandate = Mandate(
-        id=new_id("mdt"),
-        customer_id=customer_id,
-        reference=reference,
-        creditor_id=creditor.identifier,
-        creditor_name=creditor.name,
-        scheme="CORE",
-        mandate_type="recurrent",
-        sequence_type="FRST",
-        status=MandateStatus.PENDING,
-        debtor_name=name,
-        text_version=text.version,
-        text_sha256=text.sha256,
-        created_at=now,
+    account = seal_account(iban, account_holder_name, cipher, method_id=new_id("pm"))
+    await _refuse_duplicate(session, customer_id, account.fingerprints)
+    method = new_method(customer_id, account, now)
+    method.mandate = new_mandate(
+        customer_id,
+        account,
+        reference=await _fresh_reference(session),
+        creditor=creditor,
+        now=now,
     )
     session.add(method)
     try:
@@ -200,8 +257,15 @@ def mandate_text(mandate: Mandate, method: PaymentMethod) -> mandate_texts.Manda
     )
 
 
-def accept_mandate(method: PaymentMethod, acceptance: Acceptance, now: datetime) -> None:
-    """Record the debtor's acceptance and make the method usable."""
+def accept_mandate(
+    method: PaymentMethod,
+    acceptance: Acceptance,
+    now: datetime,
+    *,
+    signed_at: datetime | None = None,
+) -> None:
+    """Record the debtor's acceptance and make the method usable. `signed_at`: when it was
+    signed, if not now (a mandate imported from the previous panel keeps its date)."""
     mandate = method.mandate
     assert mandate is not None
     if not acceptance.accepted:
@@ -218,7 +282,7 @@ def accept_mandate(method: PaymentMethod, acceptance: Acceptance, now: datetime)
         raise Unprocessable("The signer's name is required.", code="signer_name_required")
     mandate.status = MandateStatus.ACTIVE
     mandate.signer_name = signer
-    mandate.signed_at = now
+    mandate.signed_at = signed_at or now
     mandate.signer_ip = acceptance.ip
     mandate.signer_user_agent = (acceptance.user_agent or "")[:512] or None
     method.status = PaymentMethodStatus.VALIDATED

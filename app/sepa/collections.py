@@ -193,6 +193,10 @@ async def prenotify(
         return None
     assert mandate.signed_at is not None
     last = await repository.last_presented_on(session, mandate.reference)
+    # An imported mandate's earlier collections were presented by the previous panel.
+    earlier = mandate.last_collected_before_import_on
+    if earlier is not None and (last is None or earlier > last):
+        last = earlier
     if is_mandate_lapsed(mandate.signed_at.date(), last, day):
         method.status, method.failure_code, method.updated_at = "failed", "mandate_lapsed", now
         await method_events.announce(session, "failed", method, now)

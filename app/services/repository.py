@@ -35,8 +35,14 @@ async def get(
 
 
 async def get_many(
-    session: AsyncSession, service_ids: Sequence[str], *, customer_id: str, for_update: bool
+    session: AsyncSession,
+    service_ids: Sequence[str],
+    *,
+    customer_id: str | None,
+    for_update: bool,
 ) -> list[Service]:
+    """Services by id, in id order (so concurrent lockers queue instead of deadlocking);
+    with `customer_id`, only that customer's."""
     query = _owned_by(customer_id).where(Service.id.in_(service_ids)).order_by(Service.id)
     if for_update:
         query = query.with_for_update()

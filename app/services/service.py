@@ -301,8 +301,10 @@ async def assign_payment_method_to_many(
     settings: Settings,
     actor: Actor,
     now: datetime,
+    reason: str | None = None,
 ) -> list[Service]:
-    """ "Use this card for everything": all the services switch, or none does."""
+    """ "Use this card for everything": all the services switch, or none does. `reason`
+    goes to the audit trail (an import says which run and line)."""
     method = await _usable_method(session, customer_id, method_id)
     wanted = (
         sorted(set(service_ids))
@@ -310,6 +312,24 @@ async def assign_payment_method_to_many(
         else (await repository.active_ids_for_customer(session, customer_id))
     )
     services = await repository.get_many(session, wanted, customer_id=customer_id, for_update=True)
+    check_many_can_pay(wanted, services, method, settings)
+    for service in services:
+        await _assign(session, service, method.id, actor=actor, now=now, reason=reason)
+        await _auto_renew(session, service, auto_renew, actor=actor, now=now, reason=reason)
+    return services
+
+
+def check_many_can_pay(
+    wanted: Sequence[str],
+    services: Sequence[Service],
+    method: MethodFacts,
+    settings: Settings,
+    *,
+    to_renew: bool = False,
+) -> None:
+    """All of `wanted` are among `services` (the customer's, locked) and `method` can pay
+    each, or the error that says which not (nothing changed). `to_renew`: they must also
+    renew automatically, so a cancelled one is refused too."""
     missing = sorted(set(wanted) - {service.id for service in services})
     if missing:
         raise NotFound(
@@ -318,6 +338,8 @@ async def assign_payment_method_to_many(
     refusals = []
     for service in services:
         try:
+            if to_renew and service.status != "active":
+                raise Conflict("A cancelled service cannot be renewed.", code="service_cancelled")
             check_method_can_pay(service, method, settings)
         except Conflict as refusal:
             refusals.append(
@@ -329,10 +351,23 @@ async def assign_payment_method_to_many(
             code="bulk_assignment_refused",
             extra={"refusals": refusals},
         )
+
+
+async def renew_with(
+    session: AsyncSession,
+    services: Sequence[Service],
+    method_id: str,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+) -> None:
+    """Assign `method_id` to `services` and turn their auto-renew on, as the customer's own
+    choice would (audit rows, events). The caller ran `check_many_can_pay(…, to_renew=True)`
+    on these services, locked."""
     for service in services:
-        await _assign(session, service, method.id, actor=actor, now=now)
-        await _auto_renew(session, service, auto_renew, actor=actor, now=now)
-    return services
+        await _assign(session, service, method_id, actor=actor, now=now, reason=reason)
+        await _auto_renew(session, service, True, actor=actor, now=now, reason=reason)
 
 
 async def services_using(session: AsyncSession, method_id: str) -> list[Service]:
@@ -357,6 +392,7 @@ async def set_auto_renew(
     settings: Settings,
     actor: Actor,
     now: datetime,
+    reason: str | None = None,
 ) -> Service:
     """Turning auto-renew on without a method falls back to the customer's default one."""
     service = await get_owned(session, customer_id, service_id, for_update=True)
@@ -370,13 +406,19 @@ async def set_auto_renew(
                 code="payment_method_required",
             )
         check_method_can_pay(service, fallback, settings)
-        await _assign(session, service, fallback.id, actor=actor, now=now)
-    await _auto_renew(session, service, enabled, actor=actor, now=now)
+        await _assign(session, service, fallback.id, actor=actor, now=now, reason=reason)
+    await _auto_renew(session, service, enabled, actor=actor, now=now, reason=reason)
     return service
 
 
 async def _auto_renew(
-    session: AsyncSession, service: Service, enabled: bool, *, actor: Actor, now: datetime
+    session: AsyncSession,
+    service: Service,
+    enabled: bool,
+    *,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
 ) -> None:
     if service.auto_renew == enabled or (enabled and service.status != "active"):
         return
@@ -398,6 +440,7 @@ async def _auto_renew(
         before=service.auto_renew,
         after=enabled,
         now=now,
+        reason=reason,
     )
     service.auto_renew = enabled
     service.updated_at = now

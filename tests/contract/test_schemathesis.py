@@ -39,6 +39,13 @@ schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 schema.config.generation.update(deterministic=True, allow_extra_parameters=False)
 # Sends webhooks to whatever URLs the generated endpoints name: real hosts, not ours.
 schema = schema.exclude(method="POST", path="/v1/admin/events/dispatch")
+# The import route's body is text (NDJSON lines): sent as generated, like text/plain. A
+# "wrongly typed" body (an object instead of a string) is the same bytes on the wire as
+# some string, so there is no invalid body to refuse: the route answers each line in its
+# report. Every other check applies to it.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
+TEXT_BODY_PATHS = ("/v1/admin/imports/payment-methods",)
+TEXT_BODY_CHECKS = [check for check in CHECKS if check is not checks.negative_data_rejection]
 
 
 @pytest.fixture(scope="module")
@@ -95,4 +102,5 @@ def bearer(
 def test_api_conforms(
     case: Case, server: str, http: requests.Session, bearer: dict[str, str]
 ) -> None:
-    case.call_and_validate(base_url=server, session=http, headers=bearer, checks=CHECKS)
+    chosen = TEXT_BODY_CHECKS if case.operation.path in TEXT_BODY_PATHS else CHECKS
+    case.call_and_validate(base_url=server, session=http, headers=bearer, checks=chosen)

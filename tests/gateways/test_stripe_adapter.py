@@ -19,6 +19,7 @@ from app.gateways.port import (
     GatewayUnavailable,
     InvalidCardRequest,
     OutcomeUnknown,
+    PaymentMethodNotFound,
     RateLimited,
 )
 from app.gateways.stripe import STRIPE_API_VERSION, StripeGateway
@@ -212,6 +213,58 @@ async def test_find_charge_searches_by_metadata(gateway: StripeGateway, stripe: 
     assert parse_qs(stripe.requests[1].url.query.decode())["query"] == [
         "metadata['autorenew_idempotency_key']:'it\\'s'"
     ]
+
+
+async def test_get_payment_method_is_a_plain_get(gateway: StripeGateway, stripe: Stripe) -> None:
+    stripe.answer(200, {**PAYMENT_METHOD, "customer": "cus_9"})
+    stripe.answer(200, {**PAYMENT_METHOD, "customer": {"id": "cus_9", "object": "customer"}})
+    stripe.answer(200, {"id": "pm_2", "object": "payment_method", "type": "sepa_debit"})
+    stripe.answer(200, {**PAYMENT_METHOD, "customer": None})
+
+    found = await gateway.get_payment_method("pm_1")
+    request = stripe.requests[0]
+    assert request.method == "GET" and request.url.path == "/v1/payment_methods/pm_1"
+    assert request.url.query == b"" and request.content == b""
+    assert "idempotency-key" not in request.headers
+    assert found.gateway_payment_method_id == "pm_1" and found.type == "card"
+    assert found.gateway_customer_id == "cus_9"
+    assert found.card is not None
+    assert (found.card.brand, found.card.last4, found.card.exp_month, found.card.exp_year) == (
+        "visa",
+        "4242",
+        12,
+        2030,
+    )
+    assert found.card.fingerprint == "fp123"
+    expanded = await gateway.get_payment_method("pm_1")
+    assert expanded.gateway_customer_id == "cus_9"
+    other = await gateway.get_payment_method("pm_2")
+    assert other.type == "sepa_debit" and other.card is None
+    detached = await gateway.get_payment_method("pm_1")
+    assert detached.gateway_customer_id is None
+
+
+async def test_get_payment_method_not_found(gateway: StripeGateway, stripe: Stripe) -> None:
+    missing = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "resource_missing",
+            "message": "No such PaymentMethod: 'pm_gone'",
+            "param": "payment_method",
+        }
+    }
+    stripe.answer(404, missing)
+    with pytest.raises(PaymentMethodNotFound):
+        await gateway.get_payment_method("pm_gone")
+    with pytest.raises(PaymentMethodNotFound):  # never sent: no such id can exist
+        await gateway.get_payment_method("pm_1/../../customers/cus_2")
+    assert len(stripe.requests) == 1
+    stripe.answer(503, {"error": {"type": "api_error", "message": "down"}})
+    with pytest.raises(OutcomeUnknown):
+        await gateway.get_payment_method("pm_1")
+    stripe.answer(429, {"error": {"type": "rate_limit_error"}}, {"Retry-After": "2"})
+    with pytest.raises(RateLimited):
+        await gateway.get_payment_method("pm_1")
 
 
 async def test_ensure_customer(gateway: StripeGateway, stripe: Stripe) -> None:

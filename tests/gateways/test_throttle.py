@@ -20,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from app.gateways.port import Charge, PaymentGateway, RateLimited
+from app.gateways.port import Charge, PaymentGateway, RateLimited, StoredPaymentMethod
 from app.gateways.stripe import StripeGateway, default_timeout
 from app.gateways.throttle import ThrottledGateway
 from tests import processes
@@ -98,6 +98,10 @@ class ScriptedGateway(FakeGateway):
     async def charge_on_session(self, **kwargs: Any) -> Charge:
         await self._answer(kwargs["idempotency_key"])
         return await super().charge_on_session(**kwargs)
+
+    async def get_payment_method(self, gateway_payment_method_id: str) -> StoredPaymentMethod:
+        await self._answer(gateway_payment_method_id)
+        return StoredPaymentMethod(gateway_payment_method_id, "card", "cus_1", None)
 
 
 def charge(gateway: PaymentGateway, key: str) -> Awaitable[Charge]:
@@ -223,6 +227,17 @@ async def test_lookups_are_paced_like_charges() -> None:
     gateway = throttled(time, inner, rate=4)
     await time.run(*(gateway.find_charge(f"k{n}") for n in range(3)))
     assert started_at(inner) == [0.0, 0.25, 0.5]
+
+
+async def test_import_lookups_are_paced_and_wait_out_429s() -> None:
+    time = VirtualTime()
+    inner = ScriptedGateway(time=time, refusals={"pm_1": [1.0]})
+    gateway = throttled(time, inner, rate=4)
+    found = await time.run(*(gateway.get_payment_method(f"pm_{n}") for n in range(3)))
+    assert [item.gateway_payment_method_id for item in found] == ["pm_0", "pm_1", "pm_2"]
+    # pm_1's 429 at 0.25 shuts the gate for a second; the pace is halved after it.
+    assert [at for at, key in inner.sent if key == "pm_1"] == pytest.approx([0.25, 1.25])
+    assert max(started_at(inner)) >= 1.25
 
 
 async def test_customer_calls_skip_the_queue_but_their_429_pauses_the_sweep() -> None:

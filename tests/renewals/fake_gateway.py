@@ -13,11 +13,14 @@ from dataclasses import dataclass, field, replace
 from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
+    CardDetails,
     CardSetup,
     Charge,
     InvalidCardRequest,
     OutcomeUnknown,
+    PaymentMethodNotFound,
     RateLimited,
+    StoredPaymentMethod,
 )
 
 
@@ -40,6 +43,38 @@ class FakeGateway:
     def _new_id(self) -> str:
         self._charges_made += 1
         return f"pi_{self._charges_made}"
+
+    # Payment methods stored at the gateway (for imports): id → what a GET answers.
+    stored: dict[str, StoredPaymentMethod] = field(default_factory=dict)
+    # Gateway payment method ids whose lookup fails as if the gateway were down.
+    unreachable: set[str] = field(default_factory=set)
+
+    def store_card(
+        self,
+        gateway_payment_method_id: str,
+        gateway_customer_id: str | None,
+        *,
+        exp_month: int = 12,
+        exp_year: int = 2030,
+        last4: str = "4242",
+        brand: str = "visa",
+        method_type: str = "card",
+    ) -> None:
+        card = CardDetails(
+            brand=brand,
+            last4=last4,
+            exp_month=exp_month,
+            exp_year=exp_year,
+            funding="credit",
+            country="ES",
+            fingerprint=f"fp_{gateway_payment_method_id}",
+        )
+        self.stored[gateway_payment_method_id] = StoredPaymentMethod(
+            gateway_payment_method_id,
+            method_type,
+            gateway_customer_id,
+            card if method_type == "card" else None,
+        )
 
     def successful_charges(self) -> list[Charge]:
         return [c for c in self.ledger.values() if c.status == "succeeded"]
@@ -190,6 +225,15 @@ class FakeGateway:
             )
         self.intents[charge.charge_id] = charge
         return charge
+
+    async def get_payment_method(self, gateway_payment_method_id: str) -> StoredPaymentMethod:
+        self.calls.append(f"get:{gateway_payment_method_id}")
+        if gateway_payment_method_id in self.unreachable:
+            raise OutcomeUnknown("read timeout")
+        found = self.stored.get(gateway_payment_method_id)
+        if found is None:
+            raise PaymentMethodNotFound(f"No such PaymentMethod: '{gateway_payment_method_id}'")
+        return found
 
     async def ensure_customer(self, *, customer_ref: str, existing_id: str | None) -> str:
         return existing_id or f"cus_{customer_ref}"

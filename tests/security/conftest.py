@@ -32,6 +32,7 @@ class Operation:
     path: str
     has_body: bool
     authenticated: bool
+    media_type: str = "application/json"
 
     @property
     def parameters(self) -> list[str]:
@@ -55,6 +56,7 @@ def operations(app: FastAPI) -> list[Operation]:
                     path=path,
                     has_body="requestBody" in spec,
                     authenticated=bool(spec.get("security")),
+                    media_type=next(iter(spec.get("requestBody", {}).get("content", {})), ""),
                 )
             )
     return found
