@@ -16,6 +16,9 @@ from app.imports.service import ImportRun, run_import
 router = APIRouter(prefix="/v1/admin/imports", tags=["imports (admin)"])
 
 NDJSON = "application/x-ndjson"
+# Generated clients (openapi-python-client) send files as bytes, labelled octet-stream; the
+# body is read as NDJSON either way.
+ACCEPTED_MEDIA = (NDJSON, "application/octet-stream")
 
 DESCRIPTION = f"""\
 One record per line (`{NDJSON}`), streamed: the body is never held whole nor stored.
@@ -48,7 +51,13 @@ files go through `autorenew import payment-methods`.
     summary="Import SEPA mandates and gateway cards from the previous customer panel",
     description=DESCRIPTION,
     openapi_extra={
-        "requestBody": {"required": True, "content": {NDJSON: {"schema": {"type": "string"}}}}
+        "requestBody": {
+            "required": True,
+            "content": {
+                NDJSON: {"schema": {"type": "string"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     },
     responses=problem_responses(400, 401, 403, 413, 415, 422),
 )
@@ -63,7 +72,7 @@ async def import_payment_methods(
     partial: Annotated[bool, Query(description="Import the good lines, skip the bad.")] = False,
 ) -> ImportReport:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != NDJSON:
+    if media not in ACCEPTED_MEDIA:
         raise UnsupportedMedia(
             f"Send the file as {NDJSON}, one JSON record per line.",
             code="unsupported_media_type",
