@@ -139,7 +139,9 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
+    # An extra member never replaces one of RFC 9457's: clients type `status` as the HTTP code.
+    body: dict[str, Any] = dict(extra or {})
+    body |= {
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -150,8 +152,6 @@ def problem_response(
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["request_id"] = request_id
-    if extra:
-        body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

@@ -28,14 +28,14 @@ async def retry(
         raise Conflict(
             f"A {renewal.status} renewal cannot be retried.",
             code="renewal_not_retryable",
-            extra={"status": renewal.status},
+            extra={"renewal_status": renewal.status},
         )
     service = await session.get(Service, renewal.service_id)
     if service is None or service.status != "active" or service.expires_at != renewal.period_start:
         raise Conflict(
             "This renewal is for a period the service is no longer in.",
             code="renewal_not_retryable",
-            extra={"status": renewal.status},
+            extra={"renewal_status": renewal.status},
         )
     if now >= renewal.period_start:
         raise Conflict("The service has already expired.", code="service_expired")
