@@ -99,8 +99,8 @@ class Picture:
 def next_action(renewal: RenewalFacts) -> dict[str, Any] | None:
     """What the customer must do for this renewal to go through, if anything."""
     if renewal.status == "requires_action":
-        # The renewal's own pay/authenticate route will take this over; until then, the
-        # gateway's page for the payment.
+        # The renewal's link (app/renewals/links.py): it confirms the payment on-session
+        # and leads the browser to the gateway's 3-D Secure page.
         return {"type": "authenticate_payment", "url": renewal.action_url}
     if renewal.status in ("failed", "refunded"):
         return {"type": "choose_payment_method"}

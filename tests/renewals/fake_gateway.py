@@ -204,6 +204,8 @@ class FakeGateway:
     def _confirm(self, charge: Charge, method: str) -> Charge:
         """An on-session confirmation: the customer is there, so 3-D Secure is possible."""
         behaviour = self.behaviours.get(method, "ok")
+        if behaviour == "rate_limited":
+            raise RateLimited("slow down", retry_after=2)
         if behaviour in ("soft_decline", "hard_decline"):
             self.intents[charge.charge_id] = replace(charge, status="failed")
             raise CardDeclined(

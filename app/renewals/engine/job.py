@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from app.gateways.port import Charge, GatewayError
 from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal
+
+# How the gateway is asked: a saved card with the customer away (the sweep), with the
+# customer present (pay now: a new charge), or an existing charge confirmed with the customer
+# present (one an off-session try left waiting for 3-D Secure).
+ChargeMode = Literal["off_session", "on_session", "confirm"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,12 @@ class ChargeJob:
     # gateway's idempotency window, or once the gateway refused or replays the key.
     lookup_only: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    mode: ChargeMode = "off_session"
+    # confirm: the charge confirmed again (known before the call, so a lost answer is
+    # looked up by it).
+    charge_id: str | None = None
+    # on_session, confirm: where the gateway sends the browser back after 3-D Secure.
+    return_url: str = ""
 
 
 # The gateway's answer, or the error it raised; None means "no charge exists" (a lookup).

@@ -1,0 +1,484 @@
+"""Pay now (POST /v1/renewals/{id}/pay) and 3-D Secure on-session, against the scripted
+gateway: every state pay accepts or refuses, exactly once, the browser's links, the sweep
+settling a payment the customer finished without coming back. The same against the real
+sandbox over HTTP, real processes and a real browser: test_pay_processes.py,
+tests/sandbox/test_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import FrozenClock
+from app.core.settings import Settings
+from app.renewals import links
+from app.renewals.engine.sweep import RenewalEngine
+from app.services.models import Service
+from tests import factories
+from tests.renewals.fake_gateway import FakeGateway
+from tests.renewals.test_engine import attempts, due_service, renewal_of
+
+pytestmark = pytest.mark.usefixtures("sessionmaker")
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def gateway() -> FakeGateway:
+    return FakeGateway()
+
+
+@pytest.fixture
+def renewer(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: FakeGateway,
+    clock: FrozenClock,
+    settings: Settings,
+) -> RenewalEngine:
+    return RenewalEngine(sessionmaker, gateway, clock, settings, worker="test-worker")
+
+
+@pytest.fixture
+async def client(app: FastAPI, gateway: FakeGateway) -> AsyncIterator[httpx.AsyncClient]:
+    app.state.gateway = gateway
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def charged(gateway: FakeGateway) -> int:
+    """Charges that took money, whichever way they were made or confirmed."""
+    return sum(charge.status == "succeeded" for charge in gateway.intents.values())
+
+
+async def expiry(session: AsyncSession, service_id: str) -> object:
+    service = await session.get(Service, service_id, populate_existing=True)
+    assert service is not None
+    return service.expires_at
+
+
+async def choose(client: httpx.AsyncClient, auth: Auth, service: Service, method_id: str) -> None:
+    response = await client.put(
+        f"/v1/services/{service.id}/payment-method",
+        json={"payment_method_id": method_id},
+        headers=auth("cus_1"),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def another_card(
+    session: AsyncSession, clock: FrozenClock, gateway: FakeGateway, behaviour: str = "ok"
+) -> str:
+    card = await factories.card_method(session, "cus_1", now=clock.now())
+    gateway.behaviours[card.gateway_payment_method_id or ""] = behaviour
+    await session.commit()
+    return card.id
+
+
+async def test_a_due_renewal_is_paid_now_on_session(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, gateway=gateway)
+    await renewer.plan()
+    renewal = await renewal_of(session, service.id)
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paid.status_code == 200, paid.text
+    body = paid.json()
+    assert (body["status"], body["next_action"]) == ("succeeded", None)
+    assert [a["status"] for a in body["attempts"]] == ["succeeded"]
+    [attempt] = await attempts(session, renewal.id)
+    assert attempt.on_session and attempt.idempotency_key.endswith(":attempt:1")
+    assert await expiry(session, service.id) == renewal.period_end
+    assert charged(gateway) == 1
+    # Nothing is left to pay, and the sweep charges nothing.
+    again = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert (again.status_code, again.json()["code"]) == (409, "renewal_not_payable")
+    assert again.headers["content-type"] == "application/problem+json"
+    assert (await renewer.sweep()).claimed == 0
+    assert charged(gateway) == 1
+
+
+async def test_a_retrying_renewal_is_paid_after_choosing_another_card(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, behaviour="soft_decline", gateway=gateway)
+    assert (await renewer.sweep()).retry_scheduled == 1
+    renewal = await renewal_of(session, service.id)
+    assert (renewal.status, renewal.failed_charge_count) == ("scheduled", 1)
+    # Paying with the same card is declined again, and the answer says why.
+    declined = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert declined.status_code == 200, declined.text
+    assert declined.json()["failure_code"] == "insufficient_funds"
+    assert declined.json()["attempts"][-1]["status"] == "failed"
+    await choose(client, auth, service, await another_card(session, clock, gateway))
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paid.json()["status"] == "succeeded", paid.text
+    assert charged(gateway) == 1
+    assert await expiry(session, service.id) == renewal.period_end
+
+
+async def test_a_failed_renewal_is_paid_while_the_service_has_not_lapsed(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+    settings: Settings,
+) -> None:
+    service = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
+    assert (await renewer.sweep()).failed == 1
+    renewal = await renewal_of(session, service.id)
+    # The customer unblocked the card with their bank, and pays with it.
+    gateway.behaviours[next(iter(gateway.behaviours))] = "ok"
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paid.json()["status"] == "succeeded", paid.text
+
+    # Past the expiry plus grace, a failed renewal has nothing left to pay for.
+    lapsed = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
+    await renewer.sweep()
+    late = await renewal_of(session, lapsed.id)
+    clock.advance(timedelta(days=5 + settings.renewal_grace_days))
+    refused = await client.post(f"/v1/renewals/{late.id}/pay", headers=auth("cus_1"))
+    assert (refused.status_code, refused.json()["code"]) == (409, "service_lapsed")
+    assert charged(gateway) == 1
+
+
+async def test_authentication_confirms_the_same_charge_and_settles_on_return(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+    settings: Settings,
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    [off_session] = await attempts(session, renewal.id)
+    link = links.authenticate_url(settings, renewal.id)
+    shown = await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))
+    assert shown.json()["next_action"] == {"type": "authenticate_payment", "url": link}
+
+    # The browser follows the link: the same charge, confirmed on-session, then its page.
+    path = urlsplit(link)
+    followed = await client.get(f"{path.path}?{path.query}")
+    assert followed.status_code == 303, followed.text
+    pi = off_session.gateway_charge_id
+    assert followed.headers["location"] == f"https://gw/3ds/{pi}"
+    [_, waiting] = await attempts(session, renewal.id)
+    assert (waiting.status, waiting.on_session, waiting.gateway_charge_id) == (
+        "requires_action",
+        True,
+        pi,
+    )
+    # Following it (or paying) again sends nothing new while the page waits.
+    assert (await client.get(f"{path.path}?{path.query}")).headers["location"] == (
+        f"https://gw/3ds/{pi}"
+    )
+    again = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert again.json()["status"] == "requires_action"
+    assert again.json()["next_action"]["url"] == link
+    assert len(await attempts(session, renewal.id)) == 2
+
+    gateway.complete_authentication(pi or "")
+    back = urlsplit(links.return_url(settings, renewal.id))
+    # The gateway adds its own parameters; they are never believed, only the charge is.
+    returned = await client.get(
+        f"{back.path}?{back.query}&payment_intent={pi}&redirect_status=failed"
+    )
+    assert returned.status_code == 303
+    landed = urlsplit(returned.headers["location"])
+    assert f"{landed.scheme}://{landed.netloc}{landed.path}" == "http://127.0.0.1:8000/"
+    assert parse_qs(landed.query) == {"renewal_id": [renewal.id], "status": ["succeeded"]}
+    assert await expiry(session, service.id) == renewal.period_end
+    # Coming back twice, or a sweep after it, settles nothing more.
+    await client.get(f"{back.path}?{back.query}")
+    assert (await renewer.sweep()).succeeded == 0
+    assert await expiry(session, service.id) == renewal.period_end
+    assert charged(gateway) == 1
+
+
+async def test_a_failed_authentication_waits_for_the_customer_who_pays_with_another_card(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+    settings: Settings,
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    paying = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paying.json()["status"] == "requires_action"
+    [first, _] = await attempts(session, renewal.id)
+    gateway.complete_authentication(first.gateway_charge_id or "", succeed=False)
+    back = urlsplit(links.return_url(settings, renewal.id))
+    returned = await client.get(f"{back.path}?{back.query}")
+    assert parse_qs(urlsplit(returned.headers["location"]).query)["status"] == ["requires_action"]
+    shown = (await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))).json()
+    assert (shown["status"], shown["failure_code"]) == ("requires_action", "authentication_failed")
+    assert shown["next_action"]["type"] == "authenticate_payment"
+    assert shown["attempts"][-1]["status"] == "failed"
+    assert await expiry(session, service.id) == renewal.period_start
+
+    await choose(client, auth, service, await another_card(session, clock, gateway))
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paid.json()["status"] == "succeeded", paid.text
+    assert charged(gateway) == 1
+
+
+async def test_another_card_confirms_the_waiting_charge_instead_of_a_second_one(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    await choose(client, auth, service, await another_card(session, clock, gateway))
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paid.json()["status"] == "succeeded", paid.text
+    charges = {a.gateway_charge_id for a in await attempts(session, renewal.id)}
+    assert len(charges) == 1  # one payment at the gateway, whichever page is completed
+    assert charged(gateway) == 1
+
+
+async def test_the_sweep_settles_an_authentication_the_customer_never_came_back_from(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    # Still on the page: the sweep asks and leaves it waiting.
+    assert (await renewer.sweep()).succeeded == 0
+    [_, waiting] = await attempts(session, renewal.id)
+    gateway.complete_authentication(waiting.gateway_charge_id or "")
+    assert (await renewer.sweep()).succeeded == 1
+    assert (await renewal_of(session, service.id)).status == "succeeded"
+    assert await expiry(session, service.id) == renewal.period_end
+    assert (await renewer.sweep()).succeeded == 0
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code"),
+    [("ok", "renewal_not_payable"), ("lost_response", "renewal_payment_in_progress")],
+)
+async def test_pay_refuses_what_there_is_nothing_to_pay_for(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+    behaviour: str,
+    code: str,
+) -> None:
+    service = await due_service(session, clock, behaviour=behaviour, gateway=gateway)
+    await renewer.sweep()  # succeeded, or processing under its lease (the answer lost)
+    renewal = await renewal_of(session, service.id)
+    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert (refused.status_code, refused.json()["code"]) == (409, code), refused.text
+    assert len(gateway.calls) == 1
+
+
+async def test_pay_refuses_other_customers_unknown_ids_and_bad_input(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, gateway=gateway)
+    await renewer.plan()
+    renewal = await renewal_of(session, service.id)
+    for path, headers, status, code in [
+        (f"/v1/renewals/{renewal.id}/pay", auth("cus_2"), 404, "renewal_not_found"),
+        ("/v1/renewals/ren_nope/pay", auth("cus_1"), 404, "renewal_not_found"),
+        (f"/v1/renewals/{'x' * 65}/pay", auth("cus_1"), 422, "validation_error"),
+        (f"/v1/renewals/{renewal.id}/pay", {}, 401, "missing_token"),
+    ]:
+        response = await client.post(path, headers=headers)
+        assert (response.status_code, response.json()["code"]) == (status, code)
+        assert response.headers["content-type"] == "application/problem+json"
+    bad_key = await client.post(
+        f"/v1/renewals/{renewal.id}/pay",
+        headers={**auth("cus_1"), "Idempotency-Key": "a b"},
+    )
+    assert (bad_key.status_code, bad_key.json()["code"]) == (400, "invalid_idempotency_key")
+    # The browser's links: a wrong or missing token opens nothing.
+    for step in ("authenticate", "payment-return"):
+        wrong = await client.get(f"/v1/renewals/{renewal.id}/{step}?token=abc")
+        assert (wrong.status_code, wrong.json()["code"]) == (404, "renewal_not_found")
+        missing = await client.get(f"/v1/renewals/{renewal.id}/{step}")
+        assert missing.status_code == 422
+    assert gateway.calls == []
+    assert (await renewal_of(session, service.id)).status == "scheduled"
+
+
+async def test_a_sepa_service_is_paid_by_its_collection_not_now(
+    session: AsyncSession,
+    clock: FrozenClock,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    sepa = await factories.sepa_method(session, "cus_1", now=clock.now())
+    service = await factories.service(
+        session, "cus_1", now=clock.now(), expires_in=timedelta(days=20), method=sepa
+    )
+    await session.commit()
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] in ("pay_now_card_only", "renewal_payment_in_progress")
+
+
+async def test_an_idempotency_key_replays_the_first_answer(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, gateway=gateway)
+    await renewer.plan()
+    renewal = await renewal_of(session, service.id)
+    headers = {**auth("cus_1"), "Idempotency-Key": "click-1"}
+    first = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    second = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.content == first.content
+    assert charged(gateway) == 1
+
+
+async def test_two_clicks_at_once_charge_once(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, gateway=gateway)
+    await renewer.plan()
+    renewal = await renewal_of(session, service.id)
+    url = f"/v1/renewals/{renewal.id}/pay"
+    clicks = [client.post(url, headers=auth("cus_1")) for _ in "ab"]
+    if session.get_bind().dialect.name == "postgresql":
+        # And a sweep at the same moment: the renewal's row lock decides. SQLite has no
+        # row locks (it runs one replica): there the attempt's unique key stops a second
+        # charge, and the loser's transaction fails.
+        *answers, _ = await asyncio.gather(*clicks, renewer.sweep())
+    else:
+        answers = await asyncio.gather(*clicks)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses in ([200, 409], [409, 409]), [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.json()["code"] in ("renewal_payment_in_progress", "renewal_not_payable")
+        else:
+            assert answer.json()["status"] == "succeeded"
+    assert charged(gateway) == 1
+    assert (await renewal_of(session, service.id)).status == "succeeded"
+
+
+async def test_pay_is_rate_limited_per_customer(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    make_app: Callable[..., FastAPI],
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, gateway=gateway)
+    await renewer.plan()
+    renewal = await renewal_of(session, service.id)
+    app = make_app(renewal_pay_rate_limit=2)
+    async with app.router.lifespan_context(app):
+        app.state.gateway = gateway
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            url = f"/v1/renewals/{renewal.id}/pay"
+            codes = [(await client.post(url, headers=auth("cus_1"))).status_code for _ in "abc"]
+            assert codes == [200, 409, 429]
+            limited = await client.post(url, headers=auth("cus_1"))
+            assert limited.json()["code"] == "rate_limited"
+            assert int(limited.headers["Retry-After"]) > 0
+            # Another customer has a limit of their own.
+            other = await client.post(url, headers=auth("cus_2"))
+            assert other.status_code == 404
+
+
+async def test_a_payment_the_gateway_never_took_leaves_the_renewal_as_it_was(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+) -> None:
+    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
+    await renewer.sweep()
+    renewal = await renewal_of(session, service.id)
+    card = await another_card(session, clock, gateway, behaviour="rate_limited")
+    await choose(client, auth, service, card)
+    headers = {**auth("cus_1"), "Idempotency-Key": "k-1"}
+    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (503, "gateway_unavailable")
+    assert "Retry-After" in refused.headers
+    shown = (await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))).json()
+    assert shown["status"] == "requires_action"
+    assert shown["attempts"][-1]["status"] == "not_sent"
+    # The key is free again for the retry.
+    gateway.behaviours[next(reversed(gateway.behaviours))] = "ok"
+    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    assert paid.json()["status"] == "succeeded", paid.text
+
+
+def test_the_customer_area_url_is_validated_and_used(settings: Settings) -> None:
+    with pytest.raises(ValidationError):
+        Settings(payment_return_url="javascript:alert(1)")
+    with pytest.raises(ValidationError):
+        Settings(payment_return_url="/billing")
+    configured = settings.model_copy(
+        update={"payment_return_url": "https://my.example.com/billing?tab=renewals"}
+    )
+    assert links.customer_area_url(configured, "ren_1", "succeeded") == (
+        "https://my.example.com/billing?tab=renewals&renewal_id=ren_1&status=succeeded"
+    )
