@@ -256,6 +256,7 @@ def _start_attempt(
     )
     renewal.attempt_count += 1
     renewal.payment_method_id = method.id
+    renewal.finished_at = None  # a failed renewal is open again while it is paid
     key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
     attempt = RenewalAttempt(
         id=new_id("att"),
@@ -294,13 +295,15 @@ class _Snapshot:
 
     status: str
     next_attempt_at: datetime | None
+    finished_at: datetime | None
 
     @classmethod
     def of(cls, renewal: Renewal) -> _Snapshot:
-        return cls(renewal.status, renewal.next_attempt_at)
+        return cls(renewal.status, renewal.next_attempt_at, renewal.finished_at)
 
     def restore(self, renewal: Renewal) -> None:
         renewal.status, renewal.next_attempt_at = self.status, self.next_attempt_at
+        renewal.finished_at = self.finished_at
         renewal.lease_owner = renewal.lease_expires_at = None
 
 
