@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, Conflict, NotFound, ServiceUnavailable
-from app.core.ids import new_id
 from app.core.settings import Settings
 from app.events.service import emit_all
 from app.gateways.port import (
@@ -45,10 +44,11 @@ from app.payment_methods.models import PaymentMethod
 from app.renewals import links, repository
 from app.renewals.engine.authentication import settle_authentication, waiting_at_gateway
 from app.renewals.engine.charge import send
-from app.renewals.engine.job import ChargeJob, charge_metadata, chargeable, take_lease
+from app.renewals.engine.job import ChargeJob, chargeable, new_attempt
 from app.renewals.engine.outcomes import close_attempt
 from app.renewals.engine.settle import settle_attempt
 from app.renewals.engine.summary import SweepSummary
+from app.renewals.engine.sweep import worker_name
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
 
@@ -73,10 +73,12 @@ async def pay(
     renewal_id: str,
     now: datetime,
     settings: Settings,
-    worker: str,
+    worker: str | None = None,
 ) -> Paid:
     """Pay the renewal now (`customer_id` None: the caller proved it otherwise, by the
-    renewal's link). Refusals are raised before anything changes."""
+    renewal's link). Refusals are raised before anything changes. `worker` names the lease
+    holder (each request its own by default)."""
+    worker = worker or f"pay:{worker_name()}"
     renewal = await repository.get(session, renewal_id, customer_id=customer_id)
     if renewal is None:
         raise NotFound("No such renewal.", code="renewal_not_found")
@@ -95,7 +97,7 @@ async def pay(
     if latest is not None and waiting_at_gateway(renewal, latest) and _same_card(latest, method):
         return Paid(renewal)  # its page still waits for the customer: nothing new to send
     before = _Snapshot.of(renewal)
-    job = _start_attempt(session, renewal, service, method, latest, now, settings, worker=worker)
+    job = _start_attempt(session, renewal, method, latest, now, settings, worker=worker)
     in_progress = _in_progress(renewal)
     try:
         await session.commit()
@@ -236,7 +238,6 @@ def _same_card(attempt: RenewalAttempt, method: PaymentMethod) -> bool:
 def _start_attempt(
     session: AsyncSession,
     renewal: Renewal,
-    service: Service,
     method: PaymentMethod,
     latest: RenewalAttempt | None,
     now: datetime,
@@ -254,35 +255,14 @@ def _start_attempt(
         and (latest.amount, latest.currency) == (renewal.amount, renewal.currency)
         else None
     )
-    renewal.attempt_count += 1
-    renewal.payment_method_id = method.id
     renewal.finished_at = None  # a failed renewal is open again while it is paid
-    key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
-    attempt = RenewalAttempt(
-        id=new_id("att"),
-        renewal_id=renewal.id,
-        number=renewal.attempt_count,
-        idempotency_key=key,
-        payment_method_id=method.id,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        status="processing",
-        on_session=True,
-        gateway_charge_id=confirm,
-        started_at=now,
-    )
-    session.add(attempt)
-    take_lease(renewal, worker=worker, now=now, lease_seconds=settings.renewal_lease_seconds)
-    return ChargeJob(
-        renewal_id=renewal.id,
-        attempt_id=attempt.id,
-        idempotency_key=key,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        gateway_customer_id=method.gateway_customer_id or "",
-        gateway_payment_method_id=method.gateway_payment_method_id or "",
-        service_id=service.id,
-        metadata=charge_metadata(renewal, key),
+    return new_attempt(
+        session,
+        renewal,
+        method,
+        now,
+        worker=worker,
+        lease_seconds=settings.renewal_lease_seconds,
         mode="confirm" if confirm else "on_session",
         charge_id=confirm,
         return_url=links.return_url(settings, renewal.id),

@@ -23,7 +23,6 @@ from app.core.pagination import Page, PageDep, paginate
 from app.core.ratelimit import SlidingWindowLimiter, limiter_dependency
 from app.core.settings import Settings
 from app.renewals import links, paying, presenter, repository
-from app.renewals.engine.sweep import worker_name
 from app.renewals.forecast import forecast
 from app.renewals.models import Renewal
 from app.renewals.schemas import Forecast, RenewalOut
@@ -127,7 +126,6 @@ async def pay_my_renewal(
             renewal_id=renewal_id,
             now=clock.now(),
             settings=settings,
-            worker=f"pay:{worker_name()}",
         )
         if result.refused is not None:
             # The attempt the gateway never took stays on record; the key is free again.
@@ -139,26 +137,17 @@ async def pay_my_renewal(
     return await idempotency.respond(200, paid)
 
 
-@router.post(
+# Kept for clients written before /pay: the same route under its old path.
+router.add_api_route(
     "/renewals/{renewal_id}/retry",
+    pay_my_renewal,
+    methods=["POST"],
+    name="retry_my_renewal",
     response_model=RenewalOut,
     summary="Deprecated alias of POST /v1/renewals/{renewal_id}/pay",
     deprecated=True,
     responses=problem_responses(400, 401, 404, 409, 422, 429, 503),
 )
-async def retry_my_renewal(
-    renewal_id: RenewalId,
-    session: SessionDep,
-    caller: CallerDep,
-    clock: ClockDep,
-    settings: SettingsDep,
-    gateway: GatewayDep,
-    idempotency: IdempotencyDep,
-    limiter: PayLimiterDep,
-) -> Response:
-    return await pay_my_renewal(
-        renewal_id, session, caller, clock, settings, gateway, idempotency, limiter
-    )
 
 
 @router.get(
@@ -191,7 +180,6 @@ async def authenticate_renewal(
             renewal_id=renewal_id,
             now=clock.now(),
             settings=settings,
-            worker=f"pay:{worker_name()}",
         )
     except Conflict:
         # Nothing to authenticate (paid meanwhile, under way, lapsed): the customer area

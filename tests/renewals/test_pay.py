@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,6 +22,7 @@ from app.core.clock import FrozenClock
 from app.core.settings import Settings
 from app.renewals import links
 from app.renewals.engine.sweep import RenewalEngine
+from app.renewals.models import Renewal
 from app.services.models import Service
 from tests import factories
 from tests.renewals.fake_gateway import FakeGateway
@@ -54,6 +56,52 @@ async def client(app: FastAPI, gateway: FakeGateway) -> AsyncIterator[httpx.Asyn
         yield client
 
 
+@dataclass
+class Desk:
+    """What a test of pay now works with: the customer cus_1's client, the engine and its
+    scripted gateway, the database and the clock."""
+
+    session: AsyncSession
+    clock: FrozenClock
+    gateway: FakeGateway
+    client: httpx.AsyncClient
+    auth: Auth
+    renewer: RenewalEngine
+    settings: Settings
+
+    async def swept(self, behaviour: str = "ok") -> tuple[Service, Renewal]:
+        """A due service paid by a card that behaves so, after one sweep."""
+        service = await due_service(
+            self.session, self.clock, behaviour=behaviour, gateway=self.gateway
+        )
+        await self.renewer.sweep()
+        return service, await renewal_of(self.session, service.id)
+
+    async def planned(self) -> tuple[Service, Renewal]:
+        """A due service whose renewal is planned, not charged yet."""
+        service = await due_service(self.session, self.clock, gateway=self.gateway)
+        await self.renewer.plan()
+        return service, await renewal_of(self.session, service.id)
+
+    async def pay(self, renewal: Renewal, **headers: str) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/renewals/{renewal.id}/pay", headers={**self.auth("cus_1"), **headers}
+        )
+
+
+@pytest.fixture
+def desk(
+    session: AsyncSession,
+    clock: FrozenClock,
+    gateway: FakeGateway,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    renewer: RenewalEngine,
+    settings: Settings,
+) -> Desk:
+    return Desk(session, clock, gateway, client, auth, renewer, settings)
+
+
 def charged(gateway: FakeGateway) -> int:
     """Charges that took money, whichever way they were made or confirmed."""
     return sum(charge.status == "succeeded" for charge in gateway.intents.values())
@@ -83,212 +131,166 @@ async def another_card(
     return card.id
 
 
-async def test_a_due_renewal_is_paid_now_on_session(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, gateway=gateway)
-    await renewer.plan()
-    renewal = await renewal_of(session, service.id)
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+async def test_a_due_renewal_is_paid_now_on_session(desk: Desk) -> None:
+    service, renewal = await desk.planned()
+    paid = await desk.pay(renewal)
     assert paid.status_code == 200, paid.text
     body = paid.json()
     assert (body["status"], body["next_action"]) == ("succeeded", None)
     assert [a["status"] for a in body["attempts"]] == ["succeeded"]
-    [attempt] = await attempts(session, renewal.id)
+    [attempt] = await attempts(desk.session, renewal.id)
     assert attempt.on_session and attempt.idempotency_key.endswith(":attempt:1")
-    assert await expiry(session, service.id) == renewal.period_end
-    assert charged(gateway) == 1
+    assert await expiry(desk.session, service.id) == renewal.period_end
+    assert charged(desk.gateway) == 1
     # Nothing is left to pay, and the sweep charges nothing.
-    again = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    again = await desk.pay(renewal)
     assert (again.status_code, again.json()["code"]) == (409, "renewal_not_payable")
     assert again.headers["content-type"] == "application/problem+json"
-    assert (await renewer.sweep()).claimed == 0
-    assert charged(gateway) == 1
+    assert (await desk.renewer.sweep()).claimed == 0
+    assert charged(desk.gateway) == 1
 
 
-async def test_a_retrying_renewal_is_paid_after_choosing_another_card(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, behaviour="soft_decline", gateway=gateway)
-    assert (await renewer.sweep()).retry_scheduled == 1
-    renewal = await renewal_of(session, service.id)
+async def test_a_retrying_renewal_is_paid_after_choosing_another_card(desk: Desk) -> None:
+    service = await due_service(
+        desk.session, desk.clock, behaviour="soft_decline", gateway=desk.gateway
+    )
+    assert (await desk.renewer.sweep()).retry_scheduled == 1
+    renewal = await renewal_of(desk.session, service.id)
     assert (renewal.status, renewal.failed_charge_count) == ("scheduled", 1)
     # Paying with the same card is declined again, and the answer says why.
-    declined = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    declined = await desk.pay(renewal)
     assert declined.status_code == 200, declined.text
     assert declined.json()["failure_code"] == "insufficient_funds"
     assert declined.json()["attempts"][-1]["status"] == "failed"
-    await choose(client, auth, service, await another_card(session, clock, gateway))
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    await choose(
+        desk.client, desk.auth, service, await another_card(desk.session, desk.clock, desk.gateway)
+    )
+    paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
-    assert charged(gateway) == 1
-    assert await expiry(session, service.id) == renewal.period_end
+    assert charged(desk.gateway) == 1
+    assert await expiry(desk.session, service.id) == renewal.period_end
 
 
-async def test_a_failed_renewal_is_paid_while_the_service_has_not_lapsed(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-    settings: Settings,
-) -> None:
-    service = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
-    assert (await renewer.sweep()).failed == 1
-    renewal = await renewal_of(session, service.id)
+async def test_a_failed_renewal_is_paid_while_the_service_has_not_lapsed(desk: Desk) -> None:
+    service = await due_service(
+        desk.session, desk.clock, behaviour="hard_decline", gateway=desk.gateway
+    )
+    assert (await desk.renewer.sweep()).failed == 1
+    renewal = await renewal_of(desk.session, service.id)
     # The customer unblocked the card with their bank, and pays with it.
-    gateway.behaviours[next(iter(gateway.behaviours))] = "ok"
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    desk.gateway.behaviours[next(iter(desk.gateway.behaviours))] = "ok"
+    paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
 
     # Past the expiry plus grace, a failed renewal has nothing left to pay for.
-    lapsed = await due_service(session, clock, behaviour="hard_decline", gateway=gateway)
-    await renewer.sweep()
-    late = await renewal_of(session, lapsed.id)
-    clock.advance(timedelta(days=5 + settings.renewal_grace_days))
-    refused = await client.post(f"/v1/renewals/{late.id}/pay", headers=auth("cus_1"))
+    lapsed = await due_service(
+        desk.session, desk.clock, behaviour="hard_decline", gateway=desk.gateway
+    )
+    await desk.renewer.sweep()
+    late = await renewal_of(desk.session, lapsed.id)
+    desk.clock.advance(timedelta(days=5 + desk.settings.renewal_grace_days))
+    refused = await desk.pay(late)
     assert (refused.status_code, refused.json()["code"]) == (409, "service_lapsed")
-    assert charged(gateway) == 1
+    assert charged(desk.gateway) == 1
 
 
-async def test_authentication_confirms_the_same_charge_and_settles_on_return(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-    settings: Settings,
-) -> None:
-    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    [off_session] = await attempts(session, renewal.id)
-    link = links.authenticate_url(settings, renewal.id)
-    shown = await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))
+async def test_authentication_confirms_the_same_charge_and_settles_on_return(desk: Desk) -> None:
+    service, renewal = await desk.swept("auth")
+    [off_session] = await attempts(desk.session, renewal.id)
+    link = links.authenticate_url(desk.settings, renewal.id)
+    shown = await desk.client.get(f"/v1/renewals/{renewal.id}", headers=desk.auth("cus_1"))
     assert shown.json()["next_action"] == {"type": "authenticate_payment", "url": link}
 
-    # The browser follows the link: the same charge, confirmed on-session, then its page.
+    # The browser follows the link: the same charge, confirmed on-desk.session, then its page.
     path = urlsplit(link)
-    followed = await client.get(f"{path.path}?{path.query}")
+    followed = await desk.client.get(f"{path.path}?{path.query}")
     assert followed.status_code == 303, followed.text
     pi = off_session.gateway_charge_id
     assert followed.headers["location"] == f"https://gw/3ds/{pi}"
-    [_, waiting] = await attempts(session, renewal.id)
+    [_, waiting] = await attempts(desk.session, renewal.id)
     assert (waiting.status, waiting.on_session, waiting.gateway_charge_id) == (
         "requires_action",
         True,
         pi,
     )
     # Following it (or paying) again sends nothing new while the page waits.
-    assert (await client.get(f"{path.path}?{path.query}")).headers["location"] == (
+    assert (await desk.client.get(f"{path.path}?{path.query}")).headers["location"] == (
         f"https://gw/3ds/{pi}"
     )
-    again = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    again = await desk.pay(renewal)
     assert again.json()["status"] == "requires_action"
     assert again.json()["next_action"]["url"] == link
-    assert len(await attempts(session, renewal.id)) == 2
+    assert len(await attempts(desk.session, renewal.id)) == 2
 
-    gateway.complete_authentication(pi or "")
-    back = urlsplit(links.return_url(settings, renewal.id))
-    # The gateway adds its own parameters; they are never believed, only the charge is.
-    returned = await client.get(
+    desk.gateway.complete_authentication(pi or "")
+    back = urlsplit(links.return_url(desk.settings, renewal.id))
+    # The desk.gateway adds its own parameters; they are never believed, only the charge is.
+    returned = await desk.client.get(
         f"{back.path}?{back.query}&payment_intent={pi}&redirect_status=failed"
     )
     assert returned.status_code == 303
     landed = urlsplit(returned.headers["location"])
     assert f"{landed.scheme}://{landed.netloc}{landed.path}" == "http://127.0.0.1:8000/"
     assert parse_qs(landed.query) == {"renewal_id": [renewal.id], "status": ["succeeded"]}
-    assert await expiry(session, service.id) == renewal.period_end
+    assert await expiry(desk.session, service.id) == renewal.period_end
     # Coming back twice, or a sweep after it, settles nothing more.
-    await client.get(f"{back.path}?{back.query}")
-    assert (await renewer.sweep()).succeeded == 0
-    assert await expiry(session, service.id) == renewal.period_end
-    assert charged(gateway) == 1
+    await desk.client.get(f"{back.path}?{back.query}")
+    assert (await desk.renewer.sweep()).succeeded == 0
+    assert await expiry(desk.session, service.id) == renewal.period_end
+    assert charged(desk.gateway) == 1
 
 
 async def test_a_failed_authentication_waits_for_the_customer_who_pays_with_another_card(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-    settings: Settings,
+    desk: Desk,
 ) -> None:
-    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    paying = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    service, renewal = await desk.swept("auth")
+    paying = await desk.pay(renewal)
     assert paying.json()["status"] == "requires_action"
-    [first, _] = await attempts(session, renewal.id)
-    gateway.complete_authentication(first.gateway_charge_id or "", succeed=False)
-    back = urlsplit(links.return_url(settings, renewal.id))
-    returned = await client.get(f"{back.path}?{back.query}")
+    [first, _] = await attempts(desk.session, renewal.id)
+    desk.gateway.complete_authentication(first.gateway_charge_id or "", succeed=False)
+    back = urlsplit(links.return_url(desk.settings, renewal.id))
+    returned = await desk.client.get(f"{back.path}?{back.query}")
     assert parse_qs(urlsplit(returned.headers["location"]).query)["status"] == ["requires_action"]
-    shown = (await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))).json()
+    shown = (await desk.client.get(f"/v1/renewals/{renewal.id}", headers=desk.auth("cus_1"))).json()
     assert (shown["status"], shown["failure_code"]) == ("requires_action", "authentication_failed")
     assert shown["next_action"]["type"] == "authenticate_payment"
     assert shown["attempts"][-1]["status"] == "failed"
-    assert await expiry(session, service.id) == renewal.period_start
+    assert await expiry(desk.session, service.id) == renewal.period_start
 
-    await choose(client, auth, service, await another_card(session, clock, gateway))
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    await choose(
+        desk.client, desk.auth, service, await another_card(desk.session, desk.clock, desk.gateway)
+    )
+    paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
-    assert charged(gateway) == 1
+    assert charged(desk.gateway) == 1
 
 
-async def test_another_card_confirms_the_waiting_charge_instead_of_a_second_one(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
-    await choose(client, auth, service, await another_card(session, clock, gateway))
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+async def test_another_card_confirms_the_waiting_charge_instead_of_a_second_one(desk: Desk) -> None:
+    service, renewal = await desk.swept("auth")
+    await desk.pay(renewal)
+    await choose(
+        desk.client, desk.auth, service, await another_card(desk.session, desk.clock, desk.gateway)
+    )
+    paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
-    charges = {a.gateway_charge_id for a in await attempts(session, renewal.id)}
-    assert len(charges) == 1  # one payment at the gateway, whichever page is completed
-    assert charged(gateway) == 1
+    charges = {a.gateway_charge_id for a in await attempts(desk.session, renewal.id)}
+    assert len(charges) == 1  # one payment at the desk.gateway, whichever page is completed
+    assert charged(desk.gateway) == 1
 
 
 async def test_the_sweep_settles_an_authentication_the_customer_never_came_back_from(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
+    desk: Desk,
 ) -> None:
-    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    service, renewal = await desk.swept("auth")
+    await desk.pay(renewal)
     # Still on the page: the sweep asks and leaves it waiting.
-    assert (await renewer.sweep()).succeeded == 0
-    [_, waiting] = await attempts(session, renewal.id)
-    gateway.complete_authentication(waiting.gateway_charge_id or "")
-    assert (await renewer.sweep()).succeeded == 1
-    assert (await renewal_of(session, service.id)).status == "succeeded"
-    assert await expiry(session, service.id) == renewal.period_end
-    assert (await renewer.sweep()).succeeded == 0
+    assert (await desk.renewer.sweep()).succeeded == 0
+    [_, waiting] = await attempts(desk.session, renewal.id)
+    desk.gateway.complete_authentication(waiting.gateway_charge_id or "")
+    assert (await desk.renewer.sweep()).succeeded == 1
+    assert (await renewal_of(desk.session, service.id)).status == "succeeded"
+    assert await expiry(desk.session, service.id) == renewal.period_end
+    assert (await desk.renewer.sweep()).succeeded == 0
 
 
 @pytest.mark.parametrize(
@@ -296,115 +298,75 @@ async def test_the_sweep_settles_an_authentication_the_customer_never_came_back_
     [("ok", "renewal_not_payable"), ("lost_response", "renewal_payment_in_progress")],
 )
 async def test_pay_refuses_what_there_is_nothing_to_pay_for(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-    behaviour: str,
-    code: str,
+    desk: Desk, behaviour: str, code: str
 ) -> None:
-    service = await due_service(session, clock, behaviour=behaviour, gateway=gateway)
-    await renewer.sweep()  # succeeded, or processing under its lease (the answer lost)
-    renewal = await renewal_of(session, service.id)
-    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    service = await due_service(desk.session, desk.clock, behaviour=behaviour, gateway=desk.gateway)
+    await desk.renewer.sweep()  # succeeded, or processing under its lease (the answer lost)
+    renewal = await renewal_of(desk.session, service.id)
+    refused = await desk.pay(renewal)
     assert (refused.status_code, refused.json()["code"]) == (409, code), refused.text
-    assert len(gateway.calls) == 1
+    assert len(desk.gateway.calls) == 1
 
 
-async def test_pay_refuses_other_customers_unknown_ids_and_bad_input(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, gateway=gateway)
-    await renewer.plan()
-    renewal = await renewal_of(session, service.id)
+async def test_pay_refuses_other_customers_unknown_ids_and_bad_input(desk: Desk) -> None:
+    service, renewal = await desk.planned()
     for path, headers, status, code in [
-        (f"/v1/renewals/{renewal.id}/pay", auth("cus_2"), 404, "renewal_not_found"),
-        ("/v1/renewals/ren_nope/pay", auth("cus_1"), 404, "renewal_not_found"),
-        (f"/v1/renewals/{'x' * 65}/pay", auth("cus_1"), 422, "validation_error"),
+        (f"/v1/renewals/{renewal.id}/pay", desk.auth("cus_2"), 404, "renewal_not_found"),
+        ("/v1/renewals/ren_nope/pay", desk.auth("cus_1"), 404, "renewal_not_found"),
+        (f"/v1/renewals/{'x' * 65}/pay", desk.auth("cus_1"), 422, "validation_error"),
         (f"/v1/renewals/{renewal.id}/pay", {}, 401, "missing_token"),
     ]:
-        response = await client.post(path, headers=headers)
+        response = await desk.client.post(path, headers=headers)
         assert (response.status_code, response.json()["code"]) == (status, code)
         assert response.headers["content-type"] == "application/problem+json"
-    bad_key = await client.post(
+    bad_key = await desk.client.post(
         f"/v1/renewals/{renewal.id}/pay",
-        headers={**auth("cus_1"), "Idempotency-Key": "a b"},
+        headers={**desk.auth("cus_1"), "Idempotency-Key": "a b"},
     )
     assert (bad_key.status_code, bad_key.json()["code"]) == (400, "invalid_idempotency_key")
     # The browser's links: a wrong or missing token opens nothing.
     for step in ("authenticate", "payment-return"):
-        wrong = await client.get(f"/v1/renewals/{renewal.id}/{step}?token=abc")
+        wrong = await desk.client.get(f"/v1/renewals/{renewal.id}/{step}?token=abc")
         assert (wrong.status_code, wrong.json()["code"]) == (404, "renewal_not_found")
-        missing = await client.get(f"/v1/renewals/{renewal.id}/{step}")
+        missing = await desk.client.get(f"/v1/renewals/{renewal.id}/{step}")
         assert missing.status_code == 422
-    assert gateway.calls == []
-    assert (await renewal_of(session, service.id)).status == "scheduled"
+    assert desk.gateway.calls == []
+    assert (await renewal_of(desk.session, service.id)).status == "scheduled"
 
 
-async def test_a_sepa_service_is_paid_by_its_collection_not_now(
-    session: AsyncSession,
-    clock: FrozenClock,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    sepa = await factories.sepa_method(session, "cus_1", now=clock.now())
+async def test_a_sepa_service_is_paid_by_its_collection_not_now(desk: Desk) -> None:
+    sepa = await factories.sepa_method(desk.session, "cus_1", now=desk.clock.now())
     service = await factories.service(
-        session, "cus_1", now=clock.now(), expires_in=timedelta(days=20), method=sepa
+        desk.session, "cus_1", now=desk.clock.now(), expires_in=timedelta(days=20), method=sepa
     )
-    await session.commit()
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    await desk.session.commit()
+    await desk.renewer.sweep()
+    renewal = await renewal_of(desk.session, service.id)
+    refused = await desk.pay(renewal)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] in ("pay_now_card_only", "renewal_payment_in_progress")
 
 
-async def test_an_idempotency_key_replays_the_first_answer(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, gateway=gateway)
-    await renewer.plan()
-    renewal = await renewal_of(session, service.id)
-    headers = {**auth("cus_1"), "Idempotency-Key": "click-1"}
-    first = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
-    second = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+async def test_an_idempotency_key_replays_the_first_answer(desk: Desk) -> None:
+    _, renewal = await desk.planned()
+    headers = {**desk.auth("cus_1"), "Idempotency-Key": "click-1"}
+    first = await desk.client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    second = await desk.client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
     assert first.status_code == second.status_code == 200
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.content == first.content
-    assert charged(gateway) == 1
+    assert charged(desk.gateway) == 1
 
 
-async def test_two_clicks_at_once_charge_once(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, gateway=gateway)
-    await renewer.plan()
-    renewal = await renewal_of(session, service.id)
+async def test_two_clicks_at_once_charge_once(desk: Desk) -> None:
+    service, renewal = await desk.planned()
     url = f"/v1/renewals/{renewal.id}/pay"
-    clicks = [client.post(url, headers=auth("cus_1")) for _ in "ab"]
-    if session.get_bind().dialect.name == "postgresql":
+    clicks = [desk.client.post(url, headers=desk.auth("cus_1")) for _ in "ab"]
+    if desk.session.get_bind().dialect.name == "postgresql":
         # And a sweep at the same moment: the renewal's row lock decides. SQLite has no
         # row locks (it runs one replica): there the attempt's unique key stops a second
         # charge, and the loser's transaction fails.
-        *answers, _ = await asyncio.gather(*clicks, renewer.sweep())
+        *answers, _ = await asyncio.gather(*clicks, desk.renewer.sweep())
     else:
         answers = await asyncio.gather(*clicks)
     statuses = sorted(a.status_code for a in answers)
@@ -414,8 +376,8 @@ async def test_two_clicks_at_once_charge_once(
             assert answer.json()["code"] in ("renewal_payment_in_progress", "renewal_not_payable")
         else:
             assert answer.json()["status"] == "succeeded"
-    assert charged(gateway) == 1
-    assert (await renewal_of(session, service.id)).status == "succeeded"
+    assert charged(desk.gateway) == 1
+    assert (await renewal_of(desk.session, service.id)).status == "succeeded"
 
 
 async def test_pay_is_rate_limited_per_customer(
@@ -445,29 +407,20 @@ async def test_pay_is_rate_limited_per_customer(
             assert other.status_code == 404
 
 
-async def test_a_payment_the_gateway_never_took_leaves_the_renewal_as_it_was(
-    session: AsyncSession,
-    clock: FrozenClock,
-    gateway: FakeGateway,
-    client: httpx.AsyncClient,
-    auth: Auth,
-    renewer: RenewalEngine,
-) -> None:
-    service = await due_service(session, clock, behaviour="auth", gateway=gateway)
-    await renewer.sweep()
-    renewal = await renewal_of(session, service.id)
-    card = await another_card(session, clock, gateway, behaviour="rate_limited")
-    await choose(client, auth, service, card)
-    headers = {**auth("cus_1"), "Idempotency-Key": "k-1"}
-    refused = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+async def test_a_payment_the_gateway_never_took_leaves_the_renewal_as_it_was(desk: Desk) -> None:
+    service, renewal = await desk.swept("auth")
+    card = await another_card(desk.session, desk.clock, desk.gateway, behaviour="rate_limited")
+    await choose(desk.client, desk.auth, service, card)
+    headers = {**desk.auth("cus_1"), "Idempotency-Key": "k-1"}
+    refused = await desk.client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
     assert (refused.status_code, refused.json()["code"]) == (503, "gateway_unavailable")
     assert "Retry-After" in refused.headers
-    shown = (await client.get(f"/v1/renewals/{renewal.id}", headers=auth("cus_1"))).json()
+    shown = (await desk.client.get(f"/v1/renewals/{renewal.id}", headers=desk.auth("cus_1"))).json()
     assert shown["status"] == "requires_action"
     assert shown["attempts"][-1]["status"] == "not_sent"
     # The key is free again for the retry.
-    gateway.behaviours[next(reversed(gateway.behaviours))] = "ok"
-    paid = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
+    desk.gateway.behaviours[next(reversed(desk.gateway.behaviours))] = "ok"
+    paid = await desk.client.post(f"/v1/renewals/{renewal.id}/pay", headers=headers)
     assert paid.json()["status"] == "succeeded", paid.text
 
 
