@@ -190,6 +190,14 @@ def picture(
         )
     if renewal is not None and renewal.status == "requires_action":
         amount = format_money(renewal.amount, renewal.currency)
+        if renewal.failure_code == "authentication_failed":
+            return Picture(
+                "requires_authentication",
+                f"The authentication of the renewal payment of {amount} did not succeed: "
+                f"try again, or pay with another payment method, before {_day(lapses_at)} "
+                "to keep the service.",
+                None,
+            )
         return Picture(
             "requires_authentication",
             f"Your bank asks you to authenticate the renewal payment of {amount}: do it "

@@ -254,6 +254,11 @@ async def test_a_failed_authentication_waits_for_the_customer_who_pays_with_anot
     shown = (await desk.client.get(f"/v1/renewals/{renewal.id}", headers=desk.auth("cus_1"))).json()
     assert (shown["status"], shown["failure_code"]) == ("requires_action", "authentication_failed")
     assert shown["next_action"]["type"] == "authenticate_payment"
+    service_shown = (
+        await desk.client.get(f"/v1/services/{service.id}", headers=desk.auth("cus_1"))
+    ).json()
+    assert service_shown["renewal_readiness"] == "requires_authentication"
+    assert "did not succeed" in service_shown["renewal_readiness_message"]
     assert shown["attempts"][-1]["status"] == "failed"
     assert await expiry(desk.session, service.id) == renewal.period_start
 
