@@ -298,6 +298,23 @@ async def test_the_sweep_settles_an_authentication_the_customer_never_came_back_
     assert (await desk.renewer.sweep()).succeeded == 0
 
 
+async def test_a_lost_answer_to_pay_now_is_reconciled_under_the_same_key(desk: Desk) -> None:
+    service, renewal = await desk.planned()
+    desk.gateway.behaviours[next(iter(desk.gateway.behaviours))] = "lost_response"
+    lost = await desk.pay(renewal)
+    assert lost.status_code == 200, lost.text
+    assert lost.json()["status"] == "processing"  # the answer will be asked for again
+    # Under its lease nobody touches it; past it, a sweep re-sends the same request.
+    assert (await desk.renewer.sweep()).claimed == 0
+    desk.clock.advance(timedelta(seconds=desk.settings.renewal_lease_seconds + 1))
+    assert (await desk.renewer.sweep()).reconciled == 1
+    [attempt] = await attempts(desk.session, renewal.id)
+    assert (attempt.status, attempt.on_session, attempt.reconciled) == ("succeeded", True, True)
+    assert desk.gateway.calls == [attempt.idempotency_key] * 2
+    assert charged(desk.gateway) == 1
+    assert await expiry(desk.session, service.id) == renewal.period_end
+
+
 @pytest.mark.parametrize(
     ("behaviour", "code"),
     [("ok", "renewal_not_payable"), ("lost_response", "renewal_payment_in_progress")],
