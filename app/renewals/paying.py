@@ -184,7 +184,8 @@ def _refuse(
     settings: Settings,
 ) -> None:
     """Why this renewal cannot be paid now, as the problem the customer gets."""
-    status = {"status": renewal.status}
+    # Not "status": that is the problem document's own (the HTTP status).
+    status = {"renewal_status": renewal.status}
     if renewal.status in _NOTHING_TO_PAY:
         raise Conflict(
             f"Nothing to pay: this renewal is {renewal.status}.",
@@ -227,7 +228,7 @@ def _in_progress(renewal: Renewal) -> Conflict:
     return Conflict(
         "A payment of this renewal is already under way.",
         code="renewal_payment_in_progress",
-        extra={"status": renewal.status, "due_at": renewal.due_at.isoformat()},
+        extra={"renewal_status": renewal.status, "due_at": renewal.due_at.isoformat()},
     )
 
 

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
+from app.core.ids import new_id
 from app.core.settings import Settings
+from app.events.guard import check_no_secrets
 from app.renewals import links
 from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal
@@ -457,3 +459,15 @@ def test_the_customer_area_url_is_validated_and_used(settings: Settings) -> None
     assert links.customer_area_url(configured, "ren_1", "succeeded") == (
         "https://my.example.com/billing?tab=renewals&renewal_id=ren_1&status=succeeded"
     )
+
+
+def test_the_links_never_look_like_a_card_number_in_events(settings: Settings) -> None:
+    """The link goes out in `renewal.requires_action`, whose last check refuses digit runs
+    that pass Luhn: the token is letters only, so no renewal's link can trip it."""
+    for _ in range(2000):
+        renewal_id = new_id("ren")
+        token = links.token(settings, renewal_id)
+        assert token.isalpha() and len(token) == 64
+        check_no_secrets({"next_action_url": links.authenticate_url(settings, renewal_id)})
+        assert links.token_valid(settings, renewal_id, token)
+        assert not links.token_valid(settings, f"{renewal_id}x", token)
