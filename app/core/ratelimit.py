@@ -8,9 +8,15 @@ limit would need a shared store, which the service does not have.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from fastapi import Request
+from starlette.datastructures import State
+
+from app.core.deps import SettingsDep
 from app.core.errors import TooManyRequests
+from app.core.settings import Settings
 
 
 class SlidingWindowLimiter:
@@ -44,3 +50,21 @@ class SlidingWindowLimiter:
         # Bounded memory: drop callers with nothing left in the window.
         for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]:
             del self._hits[key]
+
+
+def limiter_dependency(
+    name: str, limits: Callable[[Settings], tuple[int, int]]
+) -> Callable[[Request, Settings], SlidingWindowLimiter]:
+    """A dependency giving the app's limiter `name` (one per replica, made on first use) with
+    `limits(settings)` = (uses, window in seconds) per caller."""
+
+    def dependency(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
+        state: State = request.app.state
+        limiter: SlidingWindowLimiter | None = getattr(state, name, None)
+        if limiter is None:
+            limit, window = limits(settings)
+            limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window))
+            setattr(state, name, limiter)
+        return limiter
+
+    return dependency

@@ -3,12 +3,9 @@ default."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from starlette.datastructures import State
 
 from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
@@ -16,7 +13,7 @@ from app.core.deps import AdminDep, CallerDep, ClockDep, GatewayDep, SessionDep,
 from app.core.errors import problem_responses
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep
-from app.core.ratelimit import SlidingWindowLimiter
+from app.core.ratelimit import SlidingWindowLimiter, limiter_dependency
 from app.core.settings import Settings
 from app.payment_methods import service
 from app.payment_methods.cards import CardRegistration
@@ -51,29 +48,11 @@ def _creditor(settings: Settings) -> Creditor:
     return Creditor(identifier=settings.sepa_creditor_id, name=settings.sepa_creditor_name)
 
 
-def _limiter(
-    name: str, limits: Callable[[Settings], tuple[int, int]]
-) -> Callable[[Request, Settings], SlidingWindowLimiter]:
-    """A dependency giving the app's limiter `name` (one per replica, made on first use) with
-    `limits(settings)` = (uses, window in seconds) per caller."""
-
-    def dependency(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
-        state: State = request.app.state
-        limiter: SlidingWindowLimiter | None = getattr(state, name, None)
-        if limiter is None:
-            limit, window = limits(settings)
-            limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window))
-            setattr(state, name, limiter)
-        return limiter
-
-    return dependency
-
-
-_iban_check_limiter = _limiter(
+_iban_check_limiter = limiter_dependency(
     "iban_check_limiter",
     lambda s: (s.iban_check_rate_limit, s.iban_check_rate_window_seconds),
 )
-_registration_limiter = _limiter(
+_registration_limiter = limiter_dependency(
     "registration_limiter",
     lambda s: (s.payment_method_create_rate_limit, s.payment_method_create_rate_window_seconds),
 )
