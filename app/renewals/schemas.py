@@ -79,6 +79,10 @@ class SweepSummaryOut(BaseModel):
     outcome_unknown: int
     rate_limited: int
     reconciled: int
+    settled_elsewhere: int = Field(
+        description="Charged by this run, but settled first by the gateway's webhook (or by "
+        "another worker after this run's lease ran out): counted there, not here."
+    )
     payment_method_switched: int
     deferred: int = Field(
         description="Renewals left due without a charge because the gateway is unavailable."

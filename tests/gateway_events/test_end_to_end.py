@@ -127,8 +127,10 @@ async def test_card_updater_and_chargeback_reach_the_service_through_signed_webh
     assert assigned.status_code == 200, assigned.text
     await live.patch("/v1/services/host-e2e", json={"auto_renew": True}, headers=me)
     run = await live.post("/v1/admin/renewals/run", headers=admin)
-    assert run.json()["succeeded"] == 1, run.text
+    # The sandbox's payment_intent.succeeded can beat the charge call's own answer.
+    assert run.json()["succeeded"] + run.json()["settled_elsewhere"] == 1, run.text
     [renewal] = (await live.get("/v1/services/host-e2e/renewals", headers=me)).json()["data"]
+    assert renewal["status"] == "succeeded", renewal
     intent = renewal["attempts"][0]["gateway_charge_id"]
     charge = (await live.get(f"/sandbox/v1/payment_intents/{intent}", auth=SANDBOX_KEY)).json()
     disputed = await live.post(

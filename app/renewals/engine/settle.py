@@ -89,8 +89,9 @@ async def _settle_together(
         for job, outcome in group:
             renewal, attempt, service = locked[job.attempt_id]
             if renewal.lease_owner != worker or attempt.status != "processing":
-                # Our lease ran out and another worker took the renewal over: its
-                # answer wins.
+                # Settled already: the gateway's webhook came first, or our lease ran out
+                # and another worker took the renewal over. Its answer wins.
+                tally.settled_elsewhere += 1
                 continue
             if job.reconcile:
                 attempt.reconciled = True

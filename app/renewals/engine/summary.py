@@ -35,6 +35,9 @@ class SweepSummary:
     outcome_unknown: int = 0
     rate_limited: int = 0
     reconciled: int = 0
+    # Our answer came after the renewal was settled (a gateway webhook was faster, or our
+    # lease ran out): nothing to do, but the claim is accounted for.
+    settled_elsewhere: int = 0
     payment_method_switched: int = 0
     # Left due without a charge: the gateway refused our API key (see gateway_unavailable).
     deferred: int = 0
@@ -64,3 +67,4 @@ class SweepSummary:
                 metrics.RENEWAL_OUTCOMES.labels(outcome).inc(counted)
         self.claimed += tally.claimed
         self.reconciled += tally.reconciled
+        self.settled_elsewhere += tally.settled_elsewhere
