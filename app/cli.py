@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.core.clock import Clock
 from app.core.settings import ConfigurationError, get_settings
+from app.core.settings_checks import check_settings
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Command] = {}
@@ -369,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        get_settings().check()
+        check_settings(get_settings())
         return COMMANDS[args.command](args)
     except (ConfigurationError, ValidationError) as exc:
         print(f"autorenew: configuration error: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ from app.core.http import configure_logging, install_edge
 from app.core.openapi import install_readable_names, operation_id
 from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.settings import Settings, get_settings
+from app.core.settings_checks import check_settings
 from app.gateways.availability import GatewayAvailability
 from app.gateways.factory import build_gateway, build_sandbox
 from app.health.gauges import DatabaseGauges
@@ -45,7 +46,7 @@ Money is `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`; times ar
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.check()
+    check_settings(settings)
     configure_logging(settings.log_level)
     clock = clock or SystemClock()
     sandbox = build_sandbox(settings, clock=clock)

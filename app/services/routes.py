@@ -11,8 +11,9 @@ from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
 from app.runs.customer_act import after_customer_act
-from app.services import presenter, repository
+from app.services import presenter, registry, repository
 from app.services import service as rules
+from app.services.audit import Actor
 from app.services.models import Service
 from app.services.schemas import (
     AutoRenewPatch,
@@ -93,7 +94,7 @@ async def patch_my_service(
         service_id,
         body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, [service], settings=settings, now=clock.now())
@@ -120,7 +121,7 @@ async def assign_method_to_many(
         body.service_ids,
         auto_renew=body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, services, settings=settings, now=clock.now())
@@ -154,7 +155,7 @@ async def assign_method(
         body.payment_method_id,
         auto_renew=body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, [service], settings=settings, now=clock.now())
@@ -178,7 +179,7 @@ async def unassign_method(
         session,
         caller.customer_id,
         service_id,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     return await presenter.one(session, service, settings=settings, now=clock.now())
@@ -202,8 +203,8 @@ async def upsert_service(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> ServiceOut:
-    service, created = await rules.upsert_service(
-        session, service_id, body, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    service, created = await registry.upsert_service(
+        session, service_id, body, actor=Actor(admin.customer_id, "admin"), now=clock.now()
     )
     response.status_code = 201 if created else 200
     return await presenter.one(session, service, settings=settings, now=clock.now())
@@ -222,8 +223,8 @@ async def cancel_service(
     settings: SettingsDep,
     clock: ClockDep,
 ) -> ServiceOut:
-    service = await rules.cancel_service(
-        session, service_id, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    service = await registry.cancel_service(
+        session, service_id, actor=Actor(admin.customer_id, "admin"), now=clock.now()
     )
     return await presenter.one(session, service, settings=settings, now=clock.now())
 
