@@ -70,9 +70,12 @@ def serve(args: argparse.Namespace) -> int:
                 url = f"http://{host}:{port}"
                 print(f"autorenew: serving on {url} (API docs at {url}/docs)", flush=True)
 
-    Server(
-        uvicorn.Config("app.main:app", host=args.host, port=args.port, log_level="warning")
-    ).run()
+    # proxy_headers=False: the app reads X-Forwarded-For itself, from
+    # AUTORENEW_TRUSTED_PROXIES only (app/core/server_proxy.py says why).
+    config = uvicorn.Config(
+        "app.main:app", host=args.host, port=args.port, log_level="warning", proxy_headers=False
+    )
+    Server(config).run()
     return 0
 
 

@@ -14,6 +14,7 @@ expiry, funding, country and the gateway's fingerprint. Never the number or the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,6 +55,22 @@ from app.services.methods import card_valid_until
 _EXPIRED_CODES = frozenset({"expired_card", "invalid_expiry_year", "invalid_expiry_month"})
 _NUMBER_CODES = frozenset({"incorrect_number", "invalid_number"})
 _CVC_CODES = frozenset({"invalid_cvc"})
+# Of a decline, the customer is told only what they can act on. The precise reason
+# (lost_card, stolen_card, incorrect_cvc, fraudulent, …) would tell whoever tests stolen
+# numbers which guess was right; it goes to the operators' log instead.
+_TOLD_TO_CUSTOMER = frozenset({"authentication_required"})
+GENERIC_DECLINE = "generic_decline"
+
+log = logging.getLogger("autorenew.cards")
+
+
+def _declined(precise: str | None) -> PaymentRequired:
+    code = precise or GENERIC_DECLINE
+    told = code if code in _TOLD_TO_CUSTOMER else GENERIC_DECLINE
+    log.warning("card declined at registration", extra={"decline_code": code})
+    return PaymentRequired(
+        "The card was declined.", code="card_declined", extra={"decline_code": told}
+    )
 
 
 @dataclass(frozen=True)
@@ -94,11 +111,7 @@ def gateway_problem(exc: GatewayError) -> AppError:
             return Unprocessable("The card number is not valid.", code="invalid_card_number")
         if exc.code in _CVC_CODES:
             return Unprocessable("The card's security code is not valid.", code="invalid_cvc")
-        return PaymentRequired(
-            "The card was declined.",
-            code="card_declined",
-            extra={"decline_code": exc.decline_code or exc.code},
-        )
+        return _declined(exc.decline_code or exc.code)
     if isinstance(exc, AuthenticationRequired):
         return PaymentRequired(
             "The card was declined: the issuer asks for authentication.",
@@ -224,11 +237,7 @@ async def register(
         raise gateway_problem(exc) from None
     if setup.status == "failed":
         # Declined without an error object (a set-up that ended in requires_payment_method).
-        raise PaymentRequired(
-            "The card was declined.",
-            code="card_declined",
-            extra={"decline_code": setup.decline_code or setup.failure_code or "card_declined"},
-        )
+        raise _declined(setup.decline_code or setup.failure_code)
     if setup.card.exp_year and card_expired(setup.card.exp_month, setup.card.exp_year, now):
         raise _card_expired()
     if setup.card.fingerprint:
