@@ -6,28 +6,50 @@ about how it renews are in `service.py`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
+from app.events.payloads import ServiceRenewalReversedData
+from app.events.service import emit
 from app.services import repository, schedule
 from app.services.audit import Actor, record
 from app.services.models import Service
 from app.services.schemas import ServiceUpsert
+from app.services.versions import check_if_match
+
+
+@dataclass(frozen=True)
+class PaidPeriod:
+    """The latest period a renewal was paid for (found by the caller, app/runs)."""
+
+    renewal_id: str
+    period_end: datetime
 
 
 async def upsert_service(
-    session: AsyncSession, service_id: str, body: ServiceUpsert, *, actor: Actor, now: datetime
+    session: AsyncSession,
+    service_id: str,
+    body: ServiceUpsert,
+    *,
+    actor: Actor,
+    now: datetime,
+    if_match: str | None = None,
+    paid: PaidPeriod | None = None,
 ) -> tuple[Service, bool]:
     """Create or update a service as provisioning describes it. Returns (service, created).
 
     A price change applies to renewals not charged yet. A service that moves to another
     customer loses its payment method and auto-renew: the old owner's card must never pay
-    for the new owner's service.
+    for the new owner's service. `if_match` is the caller's ETag (412 when stale); `paid`
+    the last paid period, before whose end the expiry moves only when the body says
+    `reverse_paid_period` (409 otherwise).
     """
     service = await repository.get(session, service_id, for_update=True)
+    check_if_match(service, if_match)
     if service is None:
         service = Service(
             id=service_id,
@@ -74,7 +96,15 @@ async def upsert_service(
         note("price", _price(service), new_price)
         service.price_amount, service.price_currency = body.price.amount, body.price.currency
     if service.expires_at != body.expires_at:
-        note("expires_at", service.expires_at.isoformat(), body.expires_at.isoformat())
+        reverses = paid is not None and body.expires_at < paid.period_end
+        if reverses and paid is not None:
+            await _before_paid_period(session, service, body, paid, now)
+        note(
+            "expires_at",
+            service.expires_at.isoformat(),
+            body.expires_at.isoformat(),
+            "before the paid period, as provisioning asked" if reverses else None,
+        )
         service.expires_at = body.expires_at
         service.expiry_anchor_day = body.expires_at.day
         schedule.expiry_changed(service, now)
@@ -89,6 +119,35 @@ async def upsert_service(
     service.updated_at = now
     await session.flush()
     return service, False
+
+
+async def _before_paid_period(
+    session: AsyncSession, service: Service, body: ServiceUpsert, paid: PaidPeriod, now: datetime
+) -> None:
+    """An expiry moved before the end of a paid period takes back what the customer paid
+    for: refused unless said explicitly, and then announced as a reversal."""
+    if not body.reverse_paid_period:
+        raise Conflict(
+            "The new expiry is before the end of a period the customer has paid for (a "
+            "stale expiry?). Read the service again, or send reverse_paid_period: true.",
+            code="expiry_before_paid_period",
+            extra={"paid_until": paid.period_end.isoformat(), "renewal_id": paid.renewal_id},
+        )
+    await emit(
+        session,
+        type="service.renewal_reversed",
+        resource_id=service.id,
+        customer_id=service.customer_id,
+        data=ServiceRenewalReversedData(
+            service_id=service.id,
+            customer_id=service.customer_id,
+            renewal_id=paid.renewal_id,
+            reason="provisioning",
+            expires_at=body.expires_at,
+            reversed_expires_at=service.expires_at,
+        ),
+        now=now,
+    )
 
 
 async def cancel_service(
