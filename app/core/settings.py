@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     # After a rotation the old secret keeps signing (second signature) this long.
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
     webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
+    # Networks (CIDR) webhooks may be sent to besides public addresses, e.g. an internal
+    # receiver's. None: loopback in development, none in production (app/events/destinations.py).
+    webhook_allowed_networks: list[str] | None = None
 
     @field_validator("expiry_notice_days_by_kind")
     @classmethod

@@ -189,6 +189,9 @@ def _sepa_problems(s: Settings) -> list[str]:
     for proxy in s.trusted_proxies:
         if problem := network_problem(proxy):
             problems.append(f"AUTORENEW_TRUSTED_PROXIES: {proxy!r} {problem}")
+    for network in s.webhook_allowed_networks or []:
+        if problem := network_problem(network):
+            problems.append(f"AUTORENEW_WEBHOOK_ALLOWED_NETWORKS: {network!r} {problem}")
     return problems
 
 
