@@ -133,6 +133,29 @@ async def _before_paid_period(
             code="expiry_before_paid_period",
             extra={"paid_until": paid.period_end.isoformat(), "renewal_id": paid.renewal_id},
         )
+    await announce_reversal(
+        session,
+        service,
+        renewal_id=paid.renewal_id,
+        reason="provisioning",
+        expires_at=body.expires_at,
+        reversed_expires_at=service.expires_at,
+        now=now,
+    )
+
+
+async def announce_reversal(
+    session: AsyncSession,
+    service: Service,
+    *,
+    renewal_id: str,
+    reason: str,
+    expires_at: datetime,
+    reversed_expires_at: datetime,
+    now: datetime,
+) -> None:
+    """`service.renewal_reversed`: a paid period was taken off the service (a refund, a SEPA
+    return, or provisioning saying so)."""
     await emit(
         session,
         type="service.renewal_reversed",
@@ -141,10 +164,10 @@ async def _before_paid_period(
         data=ServiceRenewalReversedData(
             service_id=service.id,
             customer_id=service.customer_id,
-            renewal_id=paid.renewal_id,
-            reason="provisioning",
-            expires_at=body.expires_at,
-            reversed_expires_at=service.expires_at,
+            renewal_id=renewal_id,
+            reason=reason,
+            expires_at=expires_at,
+            reversed_expires_at=reversed_expires_at,
         ),
         now=now,
     )
