@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.settings import Settings
 from app.sepa.models import SepaReturn, SepaReturnFile
+from tests.imports.helpers import ndjson, post_import, sepa_line
 from tests.security.conftest import Auth
 from tests.sepa.flow import post_returns
 from tests.sepa.test_returns import pain002
@@ -141,3 +142,23 @@ async def test_an_oversized_token_is_a_401_unread(
     assert response.json()["code"] == "invalid_token"
     usual = await client.get("/v1/me", headers=_token(settings, "cus_1", scope="a b"))
     assert usual.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "mandate",
+    [
+        {"signed_at": "0001-01-01"},
+        {"signed_at": "9999-12-31T23:59:59-05:00"},
+        {"last_collected_at": "9999-12-31"},
+    ],
+)
+async def test_an_imported_mandate_out_of_range_is_a_refused_line(
+    client: httpx.AsyncClient, auth: Auth, mandate: dict[str, str]
+) -> None:
+    line = sepa_line(reference="OLD-FAR")
+    line["mandate"] |= mandate
+    response = await post_import(client, auth, ndjson(line), partial="true")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["imported"], report["refused"]) == (0, 1)
+    assert report["refusals"][0]["code"] == "invalid_record"
