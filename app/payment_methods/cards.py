@@ -46,6 +46,7 @@ from app.gateways.port import (
     RateLimited,
 )
 from app.payment_methods import events, repository
+from app.payment_methods.declines import GENERIC_DECLINE, told_to_customer
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus, PaymentMethodType
 from app.payment_methods.schemas import CardIn
 from app.services.methods import card_valid_until
@@ -55,18 +56,12 @@ from app.services.methods import card_valid_until
 _EXPIRED_CODES = frozenset({"expired_card", "invalid_expiry_year", "invalid_expiry_month"})
 _NUMBER_CODES = frozenset({"incorrect_number", "invalid_number"})
 _CVC_CODES = frozenset({"invalid_cvc"})
-# Of a decline, the customer is told only what they can act on. The precise reason
-# (lost_card, stolen_card, incorrect_cvc, fraudulent, …) would tell whoever tests stolen
-# numbers which guess was right; it goes to the operators' log instead.
-_TOLD_TO_CUSTOMER = frozenset({"authentication_required"})
-GENERIC_DECLINE = "generic_decline"
-
 log = logging.getLogger("autorenew.cards")
 
 
 def _declined(precise: str | None) -> PaymentRequired:
     code = precise or GENERIC_DECLINE
-    told = code if code in _TOLD_TO_CUSTOMER else GENERIC_DECLINE
+    told = told_to_customer(code)
     log.warning("card declined at registration", extra={"decline_code": code})
     return PaymentRequired(
         "The card was declined.", code="card_declined", extra={"decline_code": told}

@@ -268,4 +268,4 @@ async def admin_list_payment_methods(
     status: StatusFilter = None,
 ) -> Page[PaymentMethodOut]:
     methods, next_cursor = await service.list_page(session, customer_id, page, status=status)
-    return Page(data=methods_out(methods), next_cursor=next_cursor)
+    return Page(data=methods_out(methods, precise=True), next_cursor=next_cursor)
