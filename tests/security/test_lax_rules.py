@@ -22,6 +22,7 @@ from app.core.settings import Settings
 from app.events.models import Event
 from app.renewals.models import Renewal
 from app.services.models import Service
+from tests import factories
 from tests.payment_methods.card_flows import add_card, new_customer
 from tests.security.conftest import Auth, client_for
 from tests.sepa.flow import collected, fresh, post_returns, returns_csv
@@ -286,3 +287,20 @@ async def test_old_hits_are_forgotten(
     assert forgotten == 3
     async with sessionmaker() as session:
         assert (await session.scalars(select(ratelimit.RateLimitHit))).all() == []
+
+
+async def test_a_card_failed_for_a_telling_reason_shows_the_customer_a_generic_one(
+    client: httpx.AsyncClient,
+    auth: Auth,
+    clock: FrozenClock,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        method = await factories.card_method(session, "cus_tested", now=clock.now())
+        method.status, method.failure_code = "failed", "stolen_card"
+    mine = await client.get(f"/v1/payment-methods/{method.id}", headers=auth("cus_tested"))
+    assert mine.json()["failure_code"] == "generic_decline"
+    listed = await client.get(
+        "/v1/admin/customers/cus_tested/payment-methods", headers=auth("ops", admin=True)
+    )
+    assert listed.json()["data"][0]["failure_code"] == "stolen_card"
