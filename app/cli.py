@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -61,6 +62,8 @@ def serve(args: argparse.Namespace) -> int:
         print(f"autorenew: cannot listen on {where}: {exc.strerror}", file=sys.stderr)
         return 1
 
+    _default_public_url_to(args.host, args.port)
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
@@ -77,6 +80,18 @@ def serve(args: argparse.Namespace) -> int:
     )
     Server(config).run()
     return 0
+
+
+def _default_public_url_to(host: str, port: int) -> None:
+    """Browsers are sent to `public_base_url` (3-D Secure pages, the SPA's sandbox URL): left
+    unset, it follows the address served here rather than a port nobody listens on."""
+    if "public_base_url" in get_settings().model_fields_set:
+        return
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming, not binding: say the local one
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    os.environ["AUTORENEW_PUBLIC_BASE_URL"] = f"http://{shown}:{port}"
+    get_settings.cache_clear()
 
 
 def _check_port_free(host: str, port: int) -> None:

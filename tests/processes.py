@@ -74,12 +74,12 @@ def sandbox_gateway(tmp_path: Path, *, name: str, ledger: Path, **settings: str)
 
 @contextmanager
 def autorenew_server(
-    tmp_path: Path, *, cwd: Path | None = None, **settings: str
+    tmp_path: Path, *, cwd: Path | None = None, port: int | None = None, **settings: str
 ) -> Iterator[tuple[str, Path]]:
-    """`autorenew serve` as an operator starts it, on a free port: SQLite files under
-    `tmp_path`, the sandbox gateway mounted, the scheduler off unless asked. Yields the
-    base URL and the server's log."""
-    port = free_port()
+    """`autorenew serve` as an operator starts it, on a free port (or `port`): SQLite files
+    under `tmp_path`, the sandbox gateway mounted, the scheduler off unless asked. Yields
+    the base URL and the server's log."""
+    port = port or free_port()
     log = tmp_path / "server.log"
     env = {
         "AUTORENEW_DATABASE_URL": f"sqlite:///{tmp_path / 'autorenew.db'}",

@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from app import __version__
+from app import __version__, cli
 from app.cli import main
 from app.core.auth import verify_token
 from app.core.settings import Settings, get_settings
@@ -102,3 +102,22 @@ def test_serve_says_where_it_listens(tmp_path: Path) -> None:
         line = f"autorenew: serving on {base_url} (API docs at {base_url}/docs)"
         assert line in log.read_text().splitlines()
         assert httpx.get(f"{base_url}/healthz").json() == {"status": "ok"}
+
+
+def test_serve_points_browsers_at_the_port_it_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3-D Secure pages and the SPA's sandbox URL are built from public_base_url: left unset,
+    # `serve --port 8450` must not send browsers to 8000, where nothing of ours listens.
+    monkeypatch.delenv("AUTORENEW_PUBLIC_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        cli._default_public_url_to("0.0.0.0", 8450)  # noqa: S104
+        assert get_settings().public_base_url == "http://127.0.0.1:8450"
+        cli._default_public_url_to("::1", 8451)  # already set now: kept
+        assert get_settings().public_base_url == "http://127.0.0.1:8450"
+
+        monkeypatch.setenv("AUTORENEW_PUBLIC_BASE_URL", "https://billing.example")
+        get_settings.cache_clear()
+        cli._default_public_url_to("127.0.0.1", 8452)  # the operator's own setting wins
+        assert get_settings().public_base_url == "https://billing.example"
+    finally:
+        get_settings.cache_clear()

@@ -63,7 +63,20 @@ async def test_unknown_route(client: httpx.AsyncClient) -> None:
 
 
 async def test_wrong_method(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.delete("/healthz"), 405, "method_not_allowed")
+    response = await client.delete("/healthz")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
+
+
+async def test_a_wrong_method_names_every_method_the_path_serves(
+    client: httpx.AsyncClient,
+) -> None:
+    # One route per method in FastAPI: Allow must not stop at the first one found.
+    response = await client.post("/v1/services/svc_1")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, PATCH"
+    response = await client.put("/v1/payment-methods/pm_1")
+    assert response.headers["allow"] == "DELETE, GET"
 
 
 async def test_malformed_json(

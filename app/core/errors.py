@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://autorenew.dev/problems/"
@@ -146,7 +147,9 @@ def problem_response(
     extra: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
+    # An extra member never replaces one of RFC 9457's: clients type `status` as the HTTP code.
+    body: dict[str, Any] = dict(extra or {})
+    body |= {
         "type": PROBLEM_TYPE_BASE + code,
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -157,8 +160,6 @@ def problem_response(
     request_id = getattr(request.state, "request_id", None)
     if request_id:
         body["request_id"] = request_id
-    if extra:
-        body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -207,15 +208,31 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+    headers = dict(getattr(exc, "headers", None) or {})
     if status == 404 and detail == "Not Found":
         detail = "No such route."
+    if status == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(
         request,
         status=status,
         code=_HTTP_STATUS_CODES.get(status, f"http_{status}"),
         detail=detail,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path. Starlette names only the first route
+    that matched the path, but FastAPI makes one route per method (GET and PATCH apart)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:

@@ -96,6 +96,13 @@ class Idempotency:
             await self._session.flush()
         return Response(body, status_code=status_code, media_type="application/json")
 
+    async def forget(self) -> None:
+        """Drop the key of a request that committed part of its work and then failed (a
+        payment the gateway never took), so that a corrected retry may use it again."""
+        if self._record is not None and not self._replay:
+            await self._session.delete(self._record)
+            await self._session.flush()
+
 
 async def _claim(
     session: AsyncSession, record: IdempotencyRecord, now: datetime

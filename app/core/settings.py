@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -227,6 +228,22 @@ class Settings(BaseSettings):
     # How often cards past their expiry month are marked expired (payment_method.expired).
     card_expiry_interval_seconds: float = Field(default=3600.0, gt=0)
 
+    # --- Paying a renewal now (issue 13, app/renewals/paying.py) ---
+    # The customer-area page the browser lands on after authenticating a renewal payment
+    # (`?renewal_id=…&status=…` added). None: <public_base_url>/. Absolute http(s) only.
+    payment_return_url: str | None = None
+    # POST /v1/renewals/{id}/pay (and the 3-D Secure link) reach the gateway with the
+    # customer present: at most this many per customer per window, in each replica.
+    renewal_pay_rate_limit: int = Field(default=10, ge=1)
+    renewal_pay_rate_window_seconds: int = Field(default=600, ge=1)
+
+    @field_validator("payment_return_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not absolute_http_url(value):
+            raise ValueError("an absolute http(s) URL, such as https://example.com/billing")
+        return value
+
     # --- Scheduler and events/webhooks (app/core/scheduler.py, app/events/) ---------------
     # Every replica runs the in-process scheduler; tests and one-off CLI runs switch it off.
     scheduler_enabled: bool = True
@@ -288,6 +305,11 @@ class Settings(BaseSettings):
         if self.gateway == "sandbox":
             return self.sandbox_webhook_secret.get_secret_value()  # what the sandbox signs with
         return None
+
+
+def absolute_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
 
 
 @lru_cache

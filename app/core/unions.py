@@ -70,13 +70,15 @@ class TaggedUnion:
             if field not in value:
                 error = {"type": "missing", "loc": (field,), "input": value}
             else:
+                # pydantic-core hands ctx to Rust, which refuses a lone surrogate in a string.
+                shown = str(tag).encode("utf-8", "backslashreplace").decode("utf-8")
                 error = {
                     "type": "union_tag_invalid",
                     "loc": (field,),
-                    "input": tag,
+                    "input": shown,
                     "ctx": {
                         "discriminator": repr(field),
-                        "tag": str(tag),
+                        "tag": shown,
                         "expected_tags": expected,
                     },
                 }

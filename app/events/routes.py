@@ -45,7 +45,7 @@ TYPE_FILTER = ("query", "type")
     "/events",
     response_model=EventPage,
     summary="The caller's own events, newest first",
-    responses=problem_responses(401, 422),
+    responses=problem_responses(400, 401, 422),
 )
 async def list_my_events(
     session: SessionDep,
@@ -81,7 +81,7 @@ async def get_my_event(event_id: str, session: SessionDep, caller: CallerDep) ->
     "/admin/events",
     response_model=EventPage,
     summary="All events, filtered by type, customer, resource and time",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
 )
 async def list_events(
     session: SessionDep,

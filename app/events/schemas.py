@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from app.core.errors import Unprocessable
+from app.core.errors import BadRequest
 from app.events.catalogue import EventEnvelope
 from app.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -49,7 +49,7 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         if created_at.tzinfo is None:
             raise ValueError("naive")
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Unprocessable("The cursor is not valid.", code="invalid_cursor") from exc
+        raise BadRequest("The cursor is not one this API gave out.", code="invalid_cursor") from exc
     return created_at, event_id
 
 

@@ -279,7 +279,7 @@ async def refresh(
         raise Conflict(
             f"The payment method is {method.status}, not waiting for validation.",
             code="payment_method_not_pending",
-            extra={"status": method.status},
+            extra={"payment_method_status": method.status},
         )
     try:
         setup = await gateway.refresh_setup(method.gateway_setup_id)

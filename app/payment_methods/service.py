@@ -105,7 +105,7 @@ async def _validate_sepa(
         raise Conflict(
             f"The payment method is {method.status}, not waiting for validation.",
             code="payment_method_not_pending",
-            extra={"status": method.status},
+            extra={"payment_method_status": method.status},
         )
     if acceptance is None:
         raise Unprocessable(
@@ -157,7 +157,7 @@ async def make_default(
         raise Conflict(
             "Only a validated payment method can be the default.",
             code="payment_method_not_validated",
-            extra={"status": method.status},
+            extra={"payment_method_status": method.status},
         )
     if not method.is_default:
         # Clear the old default first: a partial unique index allows one per customer.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, UTCDateTime
@@ -98,5 +98,10 @@ class RenewalAttempt(Base):
     decline_code: Mapped[str | None] = mapped_column(String(64), default=None)
     hard_decline: Mapped[bool] = mapped_column(default=False)
     reconciled: Mapped[bool] = mapped_column(default=False)
+    # The customer was there (pay now, 3-D Secure): reconciled by re-sending the same
+    # on-session request; while `requires_action`, the sweep asks the gateway about it.
+    on_session: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The gateway's 3-D Secure page for this attempt (the renewal links to it).
+    action_url: Mapped[str | None] = mapped_column(String(1024), default=None)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -99,8 +99,8 @@ class Picture:
 def next_action(renewal: RenewalFacts) -> dict[str, Any] | None:
     """What the customer must do for this renewal to go through, if anything."""
     if renewal.status == "requires_action":
-        # The renewal's own pay/authenticate route will take this over; until then, the
-        # gateway's page for the payment.
+        # The renewal's link (app/renewals/links.py): it confirms the payment on-session
+        # and leads the browser to the gateway's 3-D Secure page.
         return {"type": "authenticate_payment", "url": renewal.action_url}
     if renewal.status in ("failed", "refunded"):
         return {"type": "choose_payment_method"}
@@ -190,6 +190,14 @@ def picture(
         )
     if renewal is not None and renewal.status == "requires_action":
         amount = format_money(renewal.amount, renewal.currency)
+        if renewal.failure_code == "authentication_failed":
+            return Picture(
+                "requires_authentication",
+                f"The authentication of the renewal payment of {amount} did not succeed: "
+                f"try again, or pay with another payment method, before {_day(lapses_at)} "
+                "to keep the service.",
+                None,
+            )
         return Picture(
             "requires_authentication",
             f"Your bank asks you to authenticate the renewal payment of {amount}: do it "

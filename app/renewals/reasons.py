@@ -22,6 +22,10 @@ _SENTENCES: dict[str, str] = {
     "restricted_card": "Your bank refuses payments with this card.",
     "fraudulent": "Your bank refuses payments with this card.",
     "authentication_required": "Your bank asks you to authenticate this payment.",
+    "authentication_failed": (
+        "The authentication with your bank did not succeed: try again, or pay with another "
+        "payment method."
+    ),
     "payment_method_unusable": "The payment method can no longer be used.",
     "mandate_lapsed": "The SEPA mandate lapsed after 36 months without a collection.",
     "no_collection_date": (

@@ -208,6 +208,33 @@ async def open_attempt(session: AsyncSession, renewal_id: str) -> RenewalAttempt
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def latest_attempt(session: AsyncSession, renewal: Renewal) -> RenewalAttempt | None:
+    query = select(RenewalAttempt).where(
+        RenewalAttempt.renewal_id == renewal.id, RenewalAttempt.number == renewal.attempt_count
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def waiting_for_authentication(session: AsyncSession, *, limit: int) -> list[tuple[str, str]]:
+    """(attempt id, charge id) of on-session attempts waiting at the gateway's 3-D Secure
+    page while their renewal waits too, newest first: those are the ones a customer has
+    just finished; an abandoned one stays older and older."""
+    query = (
+        select(RenewalAttempt.id, RenewalAttempt.gateway_charge_id)
+        .join(Renewal, Renewal.id == RenewalAttempt.renewal_id)
+        .where(
+            Renewal.status == "requires_action",
+            RenewalAttempt.number == Renewal.attempt_count,
+            RenewalAttempt.status == "requires_action",
+            RenewalAttempt.on_session.is_(True),
+            RenewalAttempt.gateway_charge_id.is_not(None),
+        )
+        .order_by(RenewalAttempt.started_at.desc(), RenewalAttempt.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
 async def attempts_for(
     session: AsyncSession, renewal_ids: Sequence[str]
 ) -> dict[str, list[RenewalAttempt]]:

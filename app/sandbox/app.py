@@ -16,6 +16,8 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from app.core.clock import Clock
 from app.sandbox.api import api_routes
@@ -55,6 +57,9 @@ class Sandbox(SandboxRuntime):
             routes=[*api_routes(), *challenge_routes()],
             middleware=middleware,
             lifespan=self._lifespan,
+            # Starlette's plain-text 404/405 would make the official SDKs report "Invalid
+            # JSON received from the Stripe API" for a route the sandbox does not have.
+            exception_handlers={404: unrecognized_url, 405: unrecognized_url},
         )
         self.app.state.sandbox = self
 
@@ -81,3 +86,17 @@ class Sandbox(SandboxRuntime):
             yield
         finally:
             await self.stop()
+
+
+async def unrecognized_url(request: Request, _exc: Exception) -> Response:
+    """Stripe's answer to a method and path it does not serve: a 404 error object."""
+    path = request.url.path
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    message = (
+        f"Unrecognized request URL ({request.method}: {path}). "
+        "This sandbox serves only the part of Stripe's API that autorenew uses."
+    )
+    body = {"error": {"type": "invalid_request_error", "message": message}}
+    return JSONResponse(body, status_code=404)

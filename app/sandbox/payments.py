@@ -8,6 +8,7 @@ go through the 3-D Secure page.
         the page: complete → charged: succeeded, or requires_payment_method if declined
                   fail     → requires_payment_method (payment_intent_authentication_failure)
     confirm, on-session, other cards         → as off-session
+    confirm again while requires_action      → starts over: the old 3-D Secure page is void
 
 Every attempt that reaches the card makes a charge (`charges.make_charge`), failed or not.
 """
@@ -136,7 +137,9 @@ async def confirm_payment_intent(
     session: AsyncSession, ctx: Context, intent_id: str, params: dict[str, Any]
 ) -> Outcome:
     intent = await get_payment_intent(session, intent_id)
-    if intent.status not in CONFIRMABLE:
+    # Confirming again while 3-D Secure waits starts over (another card, a new page): the
+    # old page's token dies with it, so only one page can ever pay.
+    if intent.status not in (*CONFIRMABLE, "requires_action"):
         raise unexpected_state(
             f"You cannot confirm this PaymentIntent because it has a status of {intent.status}.",
             "payment_intent",
@@ -162,6 +165,7 @@ async def _confirm(
         )
     intent.payment_method_id = method.id
     intent.last_error = None
+    intent.challenge_token = None
     behaviour, _ = cards.parse_behaviour(method.behaviour)
     expand = expands(params, "payment_method")
     off = off_session(params)

@@ -12,7 +12,7 @@ instead of an ISO one, which PostgreSQL refused (SQLite does not enforce lengths
 PostgreSQL is altered).
 
 Revision ID: 0011
-Revises: 0010
+Revises: 0012 (main had 0012 already: a database there upgrades to this)
 Create Date: 2026-12-02 03:00:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

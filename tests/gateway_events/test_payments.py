@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -300,27 +301,32 @@ async def test_settle_from_gateway_is_a_plain_function(
     assert (await renewal_of(session, service.id)).status == "succeeded"
 
 
-async def test_a_payment_completed_from_an_old_tab_after_a_retry_is_not_charged_again(
+async def test_a_payment_finished_at_the_gateway_page_is_settled_by_its_event_once(
+    app: FastAPI,
     client: httpx.AsyncClient,
     auth: Callable[..., dict[str, str]],
     session: AsyncSession,
     renewer: RenewalEngine,
     gateway: FakeGateway,
 ) -> None:
-    """The customer asked for a retry (the renewal is queued again), then finished 3-D
-    Secure on the first payment's page after all: that payment pays the renewal, and the
-    queued charge must not take the money a second time."""
+    """The customer paid now and was sent to 3-D Secure, then closed the tab after
+    finishing it: the gateway's event settles the payment (the same charge, confirmed
+    again on-session), and neither the sweep nor anything else charges a second time."""
+    app.state.gateway = gateway
     service, renewal, attempt = await _charged(session, renewer, gateway, "auth")
-    retried = await client.post(f"/v1/renewals/{renewal.id}/retry", headers=auth("cus_1"))
-    assert retried.json()["status"] == "scheduled", retried.text
+    paying = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+    assert paying.json()["status"] == "requires_action", paying.text
     pi = attempt.gateway_charge_id
     assert pi is not None
+    [_, waiting] = await attempts(session, renewal.id)
+    assert (waiting.on_session, waiting.gateway_charge_id) == (True, pi)
+    gateway.complete_authentication(pi)
     paid = payment_intent(pi, "succeeded", metadata=metadata_of(renewal, attempt))
     response = await deliver(client, event("payment_intent.succeeded", paid))
     assert response.json()["outcome"] == "applied"
     summary = await renewer.sweep()
-    assert summary.claimed == 0
-    assert len(gateway.calls) == 1
+    assert (summary.claimed, summary.succeeded) == (0, 0)
+    assert len(gateway.calls) == 2  # the off-session try, its on-session confirmation
     renewal = await renewal_of(session, service.id)
     assert renewal.status == "succeeded"
     assert (await _service(session, service.id)).expires_at == renewal.period_end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -151,6 +152,9 @@ async def test_register_then_accept_the_mandate(
 
     again = await accept(method["id"])
     assert again.status_code == 409 and again.json()["code"] == "payment_method_not_pending"
+    # RFC 9457's `status` stays the HTTP code; the method's own status has its own member.
+    assert again.json()["status"] == 409
+    assert again.json()["payment_method_status"] == "validated"
 
 
 @pytest.mark.parametrize(
@@ -195,6 +199,13 @@ async def test_bad_ibans_are_refused_and_nothing_is_written(
             "less_than_equal",
         ),
         ({"type": "paypal", "paypal": {}}, ["body", "type"], "union_tag_invalid"),
+        # A lone surrogate (valid JSON, not valid Unicode) once crashed the error report.
+        (
+            {"type": "\ud800", "card": {"token": "pm_card_visa"}},
+            ["body", "type"],
+            "union_tag_invalid",
+        ),
+        ({"type": "sepa_debit\ud800"}, ["body", "type"], "union_tag_invalid"),
         ({"sepa_debit": {"iban": IBAN_ES}}, ["body", "type"], "missing"),
     ],
 )
@@ -208,7 +219,10 @@ async def test_errors_in_either_body_point_at_the_field_sent(
 ) -> None:
     # Pydantic would put the union's tag into each location ("body", "card", "note"),
     # naming places that are not in the request.
-    response = await client.post("/v1/payment-methods", json=body, headers=auth("cus_1"))
+    # json.dumps escapes to ASCII, so a lone surrogate travels as the JSON text `\ud800`.
+    sent = json.dumps(body).encode()
+    headers = auth("cus_1") | {"Content-Type": "application/json"}
+    response = await client.post("/v1/payment-methods", content=sent, headers=headers)
     assert response.status_code == 422, response.text
     problem = response.json()
     assert problem["code"] == "validation_error"

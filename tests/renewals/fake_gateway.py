@@ -154,6 +154,19 @@ class FakeGateway:
         self.calls.append(idempotency_key)
         if idempotency_key in self.ledger:
             return self.ledger[idempotency_key]
+        if self.behaviours.get(gateway_payment_method_id) == "lost_response":
+            # Charged, but the answer never arrived.
+            paid = Charge(
+                self._new_id(),
+                "succeeded",
+                amount,
+                currency,
+                idempotency_key,
+                metadata=metadata,
+                gateway_payment_method_id=gateway_payment_method_id,
+            )
+            self.ledger[idempotency_key] = self.intents[paid.charge_id] = paid
+            raise OutcomeUnknown("read timeout")
         charge = Charge(
             self._new_id(),
             "failed",
@@ -204,6 +217,8 @@ class FakeGateway:
     def _confirm(self, charge: Charge, method: str) -> Charge:
         """An on-session confirmation: the customer is there, so 3-D Secure is possible."""
         behaviour = self.behaviours.get(method, "ok")
+        if behaviour == "rate_limited":
+            raise RateLimited("slow down", retry_after=2)
         if behaviour in ("soft_decline", "hard_decline"):
             self.intents[charge.charge_id] = replace(charge, status="failed")
             raise CardDeclined(

@@ -69,7 +69,9 @@ async def test_a_renewal_waiting_for_authentication_says_how_to_give_it(desk: De
     assert shown["next_charge"] is None  # nothing happens until the customer acts
     action = shown["current_renewal"]["next_action"]
     assert action["type"] == "authenticate_payment"
-    assert action["url"].startswith("https://gw/3ds/")
+    # The renewal's own link: it confirms the payment on-session, then the gateway's page.
+    assert action["url"].startswith("http://127.0.0.1:8000/v1/renewals/")
+    assert "/authenticate?token=" in action["url"]
     renewals = await desk.client.get(
         "/v1/services/host-1/renewals", headers=desk.auth(desk.customer)
     )

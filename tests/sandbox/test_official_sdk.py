@@ -209,6 +209,22 @@ def test_a_decline_is_the_sdks_card_error(live: Live) -> None:
     assert failed.data.object.last_payment_error.decline_code == "insufficient_funds"
 
 
+def test_a_route_the_sandbox_lacks_is_stripes_invalid_request(live: Live) -> None:
+    # Stripe answers an unrecognized URL with a JSON error; a plain-text 404 or 405 made
+    # the SDKs report "Invalid JSON received from the Stripe API" instead.
+    client = sync_client(live)
+    customer = client.customers.create()
+    for call in (
+        lambda: client.customers.payment_methods.list(customer.id),
+        lambda: client.payment_intents.cancel("pi_nothing"),
+        lambda: client.customers.list(),  # a path it has, with a method it does not serve
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            call()
+        assert refused.value.http_status == 404
+        assert "Unrecognized request URL" in str(refused.value.user_message)
+
+
 def test_a_key_in_flight_is_409(live: Live) -> None:
     client = sync_client(live)
     options: Any = {

@@ -197,3 +197,23 @@ async def test_back_on_session_after_an_off_session_authentication_decline(
     assert (await answer(api, waiting.json(), "complete"))["redirect_status"] == "succeeded"
     charges = (await api.get("/_ledger/summary")).json()["charges_by_status"]
     assert charges == {"succeeded": {"count": 1, "amount": 2500}}
+
+
+async def test_confirming_again_while_3ds_waits_voids_the_first_page(
+    api: httpx.AsyncClient,
+) -> None:
+    """Another confirmation (the customer paying again, maybe with another card) starts
+    over: only the newest page can pay, so an old tab cannot take the money twice."""
+    customer, method = await customer_with(api, "4000002760003184")
+    first = (await pay_on_session(api, customer, method)).json()
+    old_page = first["next_action"]["redirect_to_url"]["url"]
+    again = await api.post(
+        f"/v1/payment_intents/{first['id']}/confirm", data={"return_url": RETURN_URL}
+    )
+    assert again.status_code == 200 and again.json()["status"] == "requires_action"
+    assert again.json()["next_action"]["redirect_to_url"]["url"] != old_page
+    assert (await api.get(old_page)).status_code == 404
+    assert (await answer(api, again.json(), "complete"))["redirect_status"] == "succeeded"
+    assert (await api.get("/_ledger/summary")).json()["charges_by_status"] == {
+        "succeeded": {"count": 1, "amount": 2500}
+    }

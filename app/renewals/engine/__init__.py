@@ -7,6 +7,7 @@
     charge.py     the gateway is called outside any transaction, with bounded concurrency
     settle.py     each answer is written in a transaction of its own group, if still ours
     outcomes.py   what an answer does to a renewal: succeed, retry, fail, wait for the customer
+    authentication.py  on-session payments waiting for 3-D Secure, settled from the gateway
     fall_back.py  the optional switch to the customer's next method when one fails for good
     job.py        the charge job a claim hands to the gateway call, and its lease
     summary.py    what a sweep did, counted once per committed transaction

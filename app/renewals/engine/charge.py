@@ -69,16 +69,36 @@ async def call_gateway(
         if state.refused is not None:
             return GatewayUnavailable(f"Not sent: {state.refused.message}")
         started = time.perf_counter()
-        outcome = await _send(gateway, job)
+        outcome = await send(gateway, job)
         metrics.GATEWAY_LATENCY.observe(time.perf_counter() - started)
         state.saw(outcome)
         return outcome
 
 
-async def _send(gateway: PaymentGateway, job: ChargeJob) -> Outcome:
+async def send(gateway: PaymentGateway, job: ChargeJob) -> Outcome:
+    """One job to the gateway (a charge, a confirmation or a lookup); its error as a value."""
     try:
+        if job.lookup_only and job.charge_id is not None:
+            return await gateway.get_charge(job.charge_id)
         if job.lookup_only:
             return await gateway.find_charge(job.idempotency_key)
+        if job.mode == "confirm" and job.charge_id is not None:
+            return await gateway.confirm_on_session(
+                job.charge_id,
+                return_url=job.return_url,
+                idempotency_key=job.idempotency_key,
+                gateway_payment_method_id=job.gateway_payment_method_id,
+            )
+        if job.mode == "on_session":
+            return await gateway.charge_on_session(
+                gateway_customer_id=job.gateway_customer_id,
+                gateway_payment_method_id=job.gateway_payment_method_id,
+                amount=job.amount,
+                currency=job.currency,
+                idempotency_key=job.idempotency_key,
+                return_url=job.return_url,
+                metadata=job.metadata,
+            )
         return await gateway.charge_off_session(
             gateway_customer_id=job.gateway_customer_id,
             gateway_payment_method_id=job.gateway_payment_method_id,

@@ -14,16 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.database import transaction
-from app.core.ids import new_id
 from app.core.settings import Settings
 from app.events.service import NewEvent, emit_all
 from app.payment_methods.models import PaymentMethod
 from app.renewals import repository
 from app.renewals.engine import fall_back, reconcile
-from app.renewals.engine.job import ChargeJob, charge_metadata, chargeable, take_lease
+from app.renewals.engine.job import ChargeJob, chargeable, new_attempt
 from app.renewals.engine.outcomes import finish, reschedule, soft_failure
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.models import Renewal
 from app.renewals.notify import Before, transition_events, upcoming_event
 from app.services.lead_time import card_charge
 from app.services.methods import facts
@@ -158,30 +157,6 @@ def start_attempt(
         return None
     # Price changes apply to renewals not charged yet: charge the service's price now.
     renewal.amount, renewal.currency = service.price_amount, service.price_currency
-    renewal.payment_method_id = method.id
-    renewal.attempt_count += 1
-    key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
-    attempt = RenewalAttempt(
-        id=new_id("att"),
-        renewal_id=renewal.id,
-        number=renewal.attempt_count,
-        idempotency_key=key,
-        payment_method_id=method.id,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        status="processing",
-        started_at=now,
-    )
-    session.add(attempt)
-    take_lease(renewal, worker=worker, now=now, lease_seconds=settings.renewal_lease_seconds)
-    return ChargeJob(
-        renewal_id=renewal.id,
-        attempt_id=attempt.id,
-        idempotency_key=key,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        gateway_customer_id=method.gateway_customer_id or "",
-        gateway_payment_method_id=method.gateway_payment_method_id or "",
-        service_id=service.id,
-        metadata=charge_metadata(renewal, key),
+    return new_attempt(
+        session, renewal, method, now, worker=worker, lease_seconds=settings.renewal_lease_seconds
     )

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.ids import new_id
 from app.gateways.port import Charge, GatewayError
 from app.payment_methods.models import PaymentMethod
-from app.renewals.models import Renewal
+from app.renewals.models import Renewal, RenewalAttempt
+
+# How the gateway is asked: a saved card with the customer away (the sweep), with the
+# customer present (pay now: a new charge), or an existing charge confirmed with the customer
+# present (one an off-session try left waiting for 3-D Secure).
+ChargeMode = Literal["off_session", "on_session", "confirm"]
 
 
 @dataclass(frozen=True)
@@ -32,10 +41,65 @@ class ChargeJob:
     # gateway's idempotency window, or once the gateway refused or replays the key.
     lookup_only: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
+    mode: ChargeMode = "off_session"
+    # confirm: the charge confirmed again (known before the call, so a lost answer is
+    # looked up by it).
+    charge_id: str | None = None
+    # on_session, confirm: where the gateway sends the browser back after 3-D Secure.
+    return_url: str = ""
 
 
 # The gateway's answer, or the error it raised; None means "no charge exists" (a lookup).
 Outcome = Charge | GatewayError | None
+
+
+def new_attempt(
+    session: AsyncSession,
+    renewal: Renewal,
+    method: PaymentMethod,
+    now: datetime,
+    *,
+    worker: str,
+    lease_seconds: int,
+    mode: ChargeMode = "off_session",
+    charge_id: str | None = None,
+    return_url: str = "",
+) -> ChargeJob:
+    """The renewal's next attempt, `processing` with its own idempotency key under our
+    lease, and its job. The caller commits before the job is sent."""
+    renewal.payment_method_id = method.id
+    renewal.attempt_count += 1
+    key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
+    attempt = RenewalAttempt(
+        id=new_id("att"),
+        renewal_id=renewal.id,
+        number=renewal.attempt_count,
+        idempotency_key=key,
+        payment_method_id=method.id,
+        amount=renewal.amount,
+        currency=renewal.currency,
+        status="processing",
+        on_session=mode != "off_session",
+        # A confirmation names its charge before the call: a lost answer is read by it.
+        gateway_charge_id=charge_id,
+        started_at=now,
+    )
+    session.add(attempt)
+    take_lease(renewal, worker=worker, now=now, lease_seconds=lease_seconds)
+    return ChargeJob(
+        renewal_id=renewal.id,
+        attempt_id=attempt.id,
+        idempotency_key=key,
+        amount=renewal.amount,
+        currency=renewal.currency,
+        gateway_customer_id=method.gateway_customer_id or "",
+        gateway_payment_method_id=method.gateway_payment_method_id or "",
+        service_id=renewal.service_id,
+        metadata=charge_metadata(renewal, key),
+        mode=mode,
+        charge_id=charge_id,
+        return_url=return_url,
+    )
 
 
 def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: int) -> None:

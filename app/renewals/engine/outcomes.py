@@ -114,19 +114,39 @@ def fail(
 def requires_action(
     renewal: Renewal,
     attempt: RenewalAttempt,
-    url: str | None,
+    gateway_url: str | None,
     now: datetime,
     tally: SweepSummary,
+    *,
+    link: str,
 ) -> None:
+    """The issuer wants the customer to authenticate. The renewal shows our `link`
+    (app/renewals/links.py), which confirms the payment on-session and leads to the
+    gateway's page: an off-session try gets no page the customer could use."""
     close_attempt(attempt, "requires_action", now, code="authentication_required")
+    attempt.action_url = gateway_url
+    wait_for_customer(renewal, now, code="authentication_required", link=link)
+    tally.count("requires_action")
+
+
+def authentication_failed(
+    renewal: Renewal, attempt: RenewalAttempt, now: datetime, *, link: str
+) -> None:
+    """The customer failed (or abandoned) 3-D Secure: no money moved; the renewal waits for
+    them again, to authenticate once more or pay with another method."""
+    close_attempt(attempt, "failed", now, code="authentication_failed")
+    attempt.action_url = None
+    wait_for_customer(renewal, now, code="authentication_failed", link=link)
+
+
+def wait_for_customer(renewal: Renewal, now: datetime, *, code: str, link: str) -> None:
     renewal.status = "requires_action"
-    renewal.action_url = url
-    renewal.failure_code = "authentication_required"
-    renewal.failure_reason = describe("authentication_required")
+    renewal.action_url = link
+    renewal.failure_code = code
+    renewal.failure_reason = describe(code)
     renewal.next_attempt_at = None
     renewal.lease_owner, renewal.lease_expires_at = None, None
     renewal.updated_at = now
-    tally.count("requires_action")
 
 
 def unknown(renewal: Renewal, now: datetime, tally: SweepSummary) -> None:

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.settings import Settings
-from app.renewals import repository
-from app.renewals.engine.job import ChargeJob, charge_metadata, take_lease
+from app.renewals import links, repository
+from app.renewals.engine.job import ChargeJob, ChargeMode, charge_metadata, take_lease
 from app.renewals.engine.outcomes import close_attempt, reschedule, unknown
 from app.renewals.engine.summary import SweepSummary
 from app.renewals.models import Renewal, RenewalAttempt
@@ -51,9 +51,22 @@ async def reclaim(
         gateway_payment_method_id=method.gateway_payment_method_id or "",
         service_id=service.id,
         reconcile=True,
-        lookup_only=now - attempt.started_at >= window or attempt.failure_code is not None,
+        lookup_only=now - attempt.started_at >= window
+        or attempt.failure_code is not None
+        # A confirmation names its charge: reading it is exact, a re-send could only replay.
+        or (attempt.on_session and attempt.gateway_charge_id is not None),
         metadata=charge_metadata(renewal, attempt.idempotency_key),
+        # The customer's own attempt (pay now) is asked for again as it was sent: the same
+        # on-session request under the same key; a confirmation names its charge already.
+        mode=on_session_mode(attempt) if attempt.on_session else "off_session",
+        charge_id=attempt.gateway_charge_id if attempt.on_session else None,
+        return_url=links.return_url(settings, renewal.id) if attempt.on_session else "",
     )
+
+
+def on_session_mode(attempt: RenewalAttempt) -> ChargeMode:
+    """An on-session attempt that started with a charge id confirmed that charge again."""
+    return "confirm" if attempt.gateway_charge_id is not None else "on_session"
 
 
 def look_up_from_now_on(attempt: RenewalAttempt, code: str) -> None:

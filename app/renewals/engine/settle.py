@@ -26,7 +26,7 @@ from app.gateways.port import (
     OutcomeUnknown,
     RateLimited,
 )
-from app.renewals import repository
+from app.renewals import links, repository
 from app.renewals.engine import fall_back, outcomes, reconcile
 from app.renewals.engine.charge import Answer
 from app.renewals.engine.job import Outcome
@@ -150,7 +150,9 @@ def apply_outcome(
         if outcome.status == "succeeded":
             outcomes.succeed(renewal, attempt, service, now, tally)
         elif outcome.status == "requires_action":
-            outcomes.requires_action(renewal, attempt, outcome.action_url, now, tally)
+            outcomes.requires_action(
+                renewal, attempt, outcome.action_url, now, tally, link=_link(settings, renewal)
+            )
         elif outcome.status == "processing":
             outcomes.unknown(renewal, now, tally)
         else:
@@ -182,7 +184,9 @@ def apply_outcome(
         )
     elif isinstance(outcome, AuthenticationRequired):
         attempt.gateway_charge_id = outcome.charge_id
-        outcomes.requires_action(renewal, attempt, outcome.action_url, now, tally)
+        outcomes.requires_action(
+            renewal, attempt, outcome.action_url, now, tally, link=_link(settings, renewal)
+        )
     elif isinstance(outcome, RateLimited):
         # Not processed by the gateway: not the customer's fault, no dunning step.
         wait = timedelta(seconds=outcome.retry_after or 1)
@@ -213,3 +217,7 @@ def apply_outcome(
         if isinstance(outcome, OutcomeUnknown) and outcome.look_up:
             reconcile.look_up_from_now_on(attempt, outcome.code)
         outcomes.unknown(renewal, now, tally)
+
+
+def _link(settings: Settings, renewal: Renewal) -> str:
+    return links.authenticate_url(settings, renewal.id)

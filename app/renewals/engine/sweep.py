@@ -11,6 +11,8 @@
                next batch is claimed as soon as the last one's jobs are all in flight
     settle     each answer is written as soon as it arrives, if the lease is still ours;
                answers that arrive together share one transaction (group commit)
+    authenticate  on-session payments waiting at the gateway's 3-D Secure page are asked
+               for again: one the customer finished is settled even if they never came back
 
 A gateway that refuses our API key stops the sweep at its first refusal (see
 charge.GatewayState): the renewals stay due, the summary says `gateway_unavailable`, and
@@ -37,7 +39,7 @@ from app.core.settings import Settings
 from app.gateways.availability import GatewayAvailability
 from app.gateways.port import PaymentGateway
 from app.renewals import metrics
-from app.renewals.engine import claim, plan, settle
+from app.renewals.engine import authentication, claim, plan, settle
 from app.renewals.engine.charge import Answer, GatewayState, call_gateway, charge_batch
 from app.renewals.engine.job import ChargeJob, Outcome
 from app.renewals.engine.summary import SweepSummary
@@ -106,6 +108,15 @@ class RenewalEngine:
                 sent.cancel()
         finally:
             await asyncio.gather(*charging)
+        if self._gateway_state.refused is None:
+            await authentication.settle_waiting(
+                self.sessionmaker,
+                self.gateway,
+                self.clock.now(),
+                self.settings,
+                summary,
+                self._gateway_slots,
+            )
         self._report_gateway(summary)
         summary.duration_seconds = round(time.perf_counter() - started, 3)
         metrics.SWEEP_DURATION.observe(summary.duration_seconds)
