@@ -14,7 +14,11 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE}
 # Both SQLite files in /data, the one directory the non-root user may write to (the sandbox
 # ledger's default, ./autorenew-sandbox.db, would land in the root-owned working directory).
+# Production by default: the image listens on every interface, so it must not start on the
+# public development secrets; it names each setting it still needs. For a local try:
+# docker run -e AUTORENEW_ENV=development -p 8000:8000 autorenew
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    AUTORENEW_ENV=production \
     AUTORENEW_DATABASE_URL=sqlite+aiosqlite:////data/autorenew.db \
     AUTORENEW_SANDBOX_DATABASE_URL=sqlite+aiosqlite:////data/autorenew-sandbox.db
 RUN useradd --create-home --uid 10001 autorenew && mkdir /data && chown autorenew /data
@@ -29,5 +33,6 @@ USER autorenew
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
-# Migrations first (idempotent, serialised between replicas), then the server.
-CMD ["sh", "-c", "autorenew migrate && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers"]
+# Migrations first (idempotent, serialised between replicas), then the server. X-Forwarded-For
+# is believed from AUTORENEW_TRUSTED_PROXIES only (the app reads it, not uvicorn).
+CMD ["sh", "-c", "autorenew migrate && exec autorenew serve --host 0.0.0.0 --port 8000"]

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from app import __version__
 from app.core.clock import Clock
 from app.core.settings import ConfigurationError, get_settings
+from app.core.settings_checks import check_settings
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Command] = {}
@@ -72,9 +73,12 @@ def serve(args: argparse.Namespace) -> int:
                 url = f"http://{host}:{port}"
                 print(f"autorenew: serving on {url} (API docs at {url}/docs)", flush=True)
 
-    Server(
-        uvicorn.Config("app.main:app", host=args.host, port=args.port, log_level="warning")
-    ).run()
+    # proxy_headers=False: the app reads X-Forwarded-For itself, from
+    # AUTORENEW_TRUSTED_PROXIES only (app/core/server_proxy.py says why).
+    config = uvicorn.Config(
+        "app.main:app", host=args.host, port=args.port, log_level="warning", proxy_headers=False
+    )
+    Server(config).run()
     return 0
 
 
@@ -384,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        get_settings().check()
+        check_settings(get_settings())
         return COMMANDS[args.command](args)
     except (ConfigurationError, ValidationError) as exc:
         print(f"autorenew: configuration error: {exc}", file=sys.stderr)

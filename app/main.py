@@ -21,7 +21,9 @@ from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
 from app.core.openapi import install_readable_names, operation_id
 from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
+from app.core.server_proxy import disable_uvicorn_proxy_headers
 from app.core.settings import Settings, get_settings
+from app.core.settings_checks import check_settings
 from app.gateways.availability import GatewayAvailability
 from app.gateways.factory import build_gateway, build_sandbox
 from app.health.gauges import DatabaseGauges
@@ -45,7 +47,7 @@ Money is `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`; times ar
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
-    settings.check()
+    check_settings(settings)
     configure_logging(settings.log_level)
     clock = clock or SystemClock()
     sandbox = build_sandbox(settings, clock=clock)
@@ -110,6 +112,8 @@ def __getattr__(name: str) -> FastAPI:
     # `uvicorn app.main:app` builds the app on first access, so importing this module (for
     # tests, for the CLI) does not read the environment or touch a database.
     if name == "app":
+        # Read by uvicorn's Config while it loads us: make it pass the real TCP peer.
+        disable_uvicorn_proxy_headers()
         application = create_app()
         globals()["app"] = application
         return application

@@ -2,6 +2,7 @@
 
 from app.core.database import Base
 from app.core.idempotency import IdempotencyRecord
+from app.core.ratelimit import RateLimitHit
 from app.events.models import (
     Event,
     EventSequence,
@@ -23,6 +24,7 @@ __all__ = [
     "IdempotencyRecord",
     "Mandate",
     "PaymentMethod",
+    "RateLimitHit",
     "Renewal",
     "RenewalAttempt",
     "SepaBatch",

@@ -86,6 +86,8 @@ def replica_env(database_url: str, gateway_url: str, replicas: int) -> dict[str,
         "AUTORENEW_SEPA_CREDITOR_IBAN": "ES9121000418450200051332",
         "AUTORENEW_GATEWAY": "sandbox",
         "AUTORENEW_SANDBOX_MOUNTED": "false",
+        # A drill: production refuses the sandbox gateway unless told it is one.
+        "AUTORENEW_ALLOW_SANDBOX_GATEWAY": "true",
         "AUTORENEW_GATEWAY_BASE_URL": gateway_url,
         "AUTORENEW_GATEWAY_API_KEY": API_KEY,
         "AUTORENEW_GATEWAY_CONNECT_TIMEOUT_SECONDS": "1",

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.ids import new_id
 from app.core.money import Money
 from app.payment_methods.models import PaymentMethod
-from app.services import service as services
+from app.services import registry
 from app.services.models import Service
 from app.services.schemas import ServiceUpsert
 
-ADMIN = services.Actor("provisioning", "admin")
+ADMIN = registry.Actor("provisioning", "admin")
 
 
 async def card_method(
@@ -80,7 +80,7 @@ async def service(
     method: PaymentMethod | None = None,
     auto_renew: bool = True,
 ) -> Service:
-    row, _ = await services.upsert_service(
+    row, _ = await registry.upsert_service(
         session,
         service_id or new_id("svc"),
         ServiceUpsert(

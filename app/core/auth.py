@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -16,6 +16,9 @@ from app.core.errors import Unauthorized
 from app.core.settings import Settings
 
 ADMIN_SCOPE = "billing:admin"
+# Far above any real token (a few hundred bytes); a larger one is refused unread.
+MAX_TOKEN_BYTES = 8192
+MAX_SUBJECT_CHARACTERS = 128
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,23 @@ def _verification_key(settings: Settings) -> tuple[str, list[str]]:
     return settings.jwt_secret.get_secret_value(), ["HS256"]
 
 
+def _usable_subject(subject: object) -> TypeGuard[str]:
+    """A printable id of at most 128 characters: a NUL or a lone surrogate in it would reach
+    the database (which refuses it) and every log line."""
+    if not isinstance(subject, str) or not subject.strip():
+        return False
+    if len(subject) > MAX_SUBJECT_CHARACTERS or not subject.isprintable():
+        return False
+    try:
+        subject.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
 def verify_token(token: str, settings: Settings) -> Caller:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise Unauthorized("The token is too large.", code="invalid_token")
     key, algorithms = _verification_key(settings)
     # Only the one configured algorithm is accepted: `alg=none` and HS/RS confusion fail.
     try:
@@ -52,10 +71,12 @@ def verify_token(token: str, settings: Settings) -> Caller:
     except jwt.PyJWTError as exc:
         raise Unauthorized("The token is not valid.", code="invalid_token") from exc
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 128:
+    if not _usable_subject(subject):
         raise Unauthorized("The token has no usable subject.", code="invalid_token")
     scope = claims.get("scope", "")
-    scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    # RFC 6749 §3.3: scopes are separated by ASCII spaces only. str.split() would also
+    # split on U+00A0 and the like, so "x\u00a0billing:admin" would grant admin.
+    scopes = frozenset(scope.split(" ")) - {""} if isinstance(scope, str) else frozenset()
     return Caller(customer_id=subject, scopes=scopes)
 
 

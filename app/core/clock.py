@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Protocol
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, WithJsonSchema
 
 _NUMBER = re.compile(r"\s*[-+]?[0-9]+(\.[0-9]*)?\s*")
 
@@ -26,11 +26,46 @@ def _iso_date_only(value: object) -> object:
     return value
 
 
-# A calendar day as input (bodies and query strings): ISO 8601 text only.
-CalendarDay = Annotated[date, BeforeValidator(_iso_date_only)]
+# The range of days and instants accepted as input. Billing dates far outside it are typos
+# or probes, and the calendar arithmetic on them (a period added, a business day found)
+# would overflow at the ends of Python's range: refused with a 422 instead.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+RANGE = f"between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
 
-# A timezone-aware instant as input (bodies and query strings): RFC 3339 text only.
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
+def _day_in_range(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"expected a date {RANGE}")
+    return value
+
+
+def _instant_in_range(value: datetime) -> datetime:
+    # The local day first: converting year 1 at +01:00 to UTC would itself overflow.
+    if not FIRST_DAY <= value.date() <= LAST_DAY or not (
+        FIRST_DAY <= value.astimezone(UTC).date() <= LAST_DAY
+    ):
+        raise ValueError(f"expected a date-time {RANGE}")
+    return value
+
+
+# A calendar day as input (bodies and query strings): ISO 8601 text only, in RANGE.
+CalendarDay = Annotated[
+    date,
+    BeforeValidator(_iso_date_only),
+    AfterValidator(_day_in_range),
+    WithJsonSchema({"type": "string", "format": "date", "description": f"A day {RANGE}."}),
+]
+
+# A timezone-aware instant as input (bodies and query strings): RFC 3339 text only, in RANGE.
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_only),
+    AfterValidator(_instant_in_range),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": f"An instant {RANGE}, UTC."}
+    ),
+]
 
 
 class Clock(Protocol):

@@ -7,6 +7,7 @@
     ├── Forbidden           403
     ├── NotFound            404   also: someone else's resource
     ├── Conflict            409   the request fights the resource's state
+    ├── PreconditionFailed  412   If-Match names a version that is not the current one
     ├── PayloadTooLarge     413
     ├── UnsupportedMedia    415
     ├── Unprocessable       422   well-formed but invalid (invalid_iban, …)
@@ -91,6 +92,11 @@ class Conflict(AppError):
     default_code = "conflict"
 
 
+class PreconditionFailed(AppError):
+    status = 412
+    default_code = "precondition_failed"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     default_code = "payload_too_large"
@@ -124,6 +130,7 @@ _HTTP_STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",

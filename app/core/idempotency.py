@@ -29,7 +29,7 @@ from fastapi import Depends, Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import LargeBinary, String, delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.crypto import cipher_from_settings
@@ -177,6 +177,16 @@ async def idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(idempotency)]
+
+
+async def answered(
+    sessionmaker: async_sessionmaker[AsyncSession], caller_id: str, key: str, now: datetime
+) -> bool:
+    """Whether a request with this key has a stored answer to replay (read on its own,
+    before the request's transaction claims the key)."""
+    async with sessionmaker() as session:
+        record = await session.get(IdempotencyRecord, (caller_id, key))
+        return record is not None and record.status_code is not None and record.expires_at > now
 
 
 async def purge_expired_keys(session: AsyncSession, now: datetime) -> int:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import pycountry
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 def _iso_currency(code: str) -> str:
-    code = code.upper()
     # pycountry ships the ISO 4217 list (it comes with schwifty); testing codes like XTS
     # and the precious metals are in it too, and are refused as prices.
     if pycountry.currencies.get(alpha_3=code) is None or code.startswith("X"):
@@ -17,8 +16,12 @@ def _iso_currency(code: str) -> str:
     return code
 
 
+# Exactly three upper-case letters, as ISO 4217 writes them: "eur" is refused, not fixed up
+# (a client sending it has a bug worth hearing about).
 CurrencyCode = Annotated[
-    str, Field(min_length=3, max_length=3, examples=["EUR"]), AfterValidator(_iso_currency)
+    StrictStr,
+    Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$", examples=["EUR"]),
+    AfterValidator(_iso_currency),
 ]
 
 
@@ -27,7 +30,9 @@ class Money(BaseModel):
 
     # Amounts are stored in 32-bit INTEGER columns: the bound keeps them below 2**31 (a
     # larger one reached PostgreSQL and failed there as a 500), ten million in major units.
-    amount: int = Field(gt=0, le=1_000_000_000, description="Minor units (cents).")
+    # A JSON integer only: `true` would be 1 and "1299" a string (strict, as every number and
+    # boolean the API reads).
+    amount: StrictInt = Field(gt=0, le=1_000_000_000, description="Minor units (cents).")
     currency: CurrencyCode
 
 

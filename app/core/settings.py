@@ -14,9 +14,6 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.core.keys import key_problem
-from app.core.networks import network_problem
-
 # Development defaults: good enough to run on a laptop, refused in production.
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"  # noqa: S105
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM="  # base64 of 32 bytes
@@ -106,6 +103,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     log_level: str = "INFO"
+    # When set, GET /metrics answers only `Authorization: Bearer <this>` (what the metrics
+    # say about volumes and failures is not for everyone who can reach the port).
+    metrics_token: SecretStr | None = None
 
     # Payment-method imports from the previous panel (app/imports). The HTTP route streams
     # the body, so these bound the work one request can ask for, not the memory it takes;
@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     # Serve the sandbox at /sandbox (only ever with gateway=sandbox).
     sandbox_mounted: bool = True
+    # Production refuses the sandbox gateway (it charges no one); a staging deployment or a
+    # drill that runs the sandbox as its own process says so here. Never a mounted one.
+    allow_sandbox_gateway: bool = False
     sandbox_database_url: str = DEFAULT_SANDBOX_URL
     # Latency added to each sandbox API call: `fixed`, or `random` (log-normal, this median).
     sandbox_latency_ms: float = Field(default=0.0, ge=0)
@@ -258,6 +261,9 @@ class Settings(BaseSettings):
     # After a rotation the old secret keeps signing (second signature) this long.
     webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
     webhook_response_body_limit: int = Field(default=2048, ge=0, le=65536)
+    # Networks (CIDR) webhooks may be sent to besides public addresses, e.g. an internal
+    # receiver's. None: loopback in development, none in production (app/events/destinations.py).
+    webhook_allowed_networks: list[str] | None = None
 
     @field_validator("expiry_notice_days_by_kind")
     @classmethod
@@ -284,95 +290,12 @@ class Settings(BaseSettings):
         path = self.database_url.split("///", 1)[1]
         return None if path in ("", ":memory:") else Path(path)
 
-    def check(self) -> None:
-        """Refuse configurations that would be unsafe to run. Called at startup."""
-        problems: list[str] = []
-        if self.env == "production":
-            if self.jwt_public_key is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-                problems.append("AUTORENEW_JWT_SECRET is the development secret")
-            if self.encryption_key.get_secret_value() == DEV_ENCRYPTION_KEY:
-                problems.append("AUTORENEW_ENCRYPTION_KEY is the development key")
-            if self.is_sqlite and self.replicas > 1:
-                problems.append(
-                    "SQLite cannot coordinate several replicas; use PostgreSQL or "
-                    "AUTORENEW_REPLICAS=1"
-                )
-            if self.sepa_creditor_id == DEV_SEPA_CREDITOR_ID:
-                problems.append("AUTORENEW_SEPA_CREDITOR_ID is the development identifier")
-            if self.sepa_creditor_iban == DEV_SEPA_CREDITOR_IBAN:
-                problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is the development account")
-        if self.gateway == "stripe" and (
-            self.gateway_api_key.get_secret_value() == DEV_GATEWAY_API_KEY
-            or not self.gateway_api_key.get_secret_value().startswith(("sk_", "rk_"))
-        ):
-            problems.append("AUTORENEW_GATEWAY_API_KEY must be a Stripe secret key (sk_…)")
-        problems.extend(self._publishable_key_problems())
-        problems.extend(self._webhook_secret_problems())
-        if self.gateway == "sandbox" and not self.sandbox_mounted and not self.gateway_base_url:
-            problems.append(
-                "AUTORENEW_GATEWAY=sandbox with AUTORENEW_SANDBOX_MOUNTED=false needs "
-                "AUTORENEW_GATEWAY_BASE_URL (where the sandbox process listens)"
-            )
-        # A pass sends its batch in waves of `concurrency`, each attempt bounded by the
-        # timeout; the lease must outlast the whole pass or deliveries would be sent twice.
-        waves = -(-self.webhook_dispatch_batch_size // self.webhook_dispatch_concurrency)
-        if self.webhook_lease_seconds <= waves * self.webhook_timeout_seconds:
-            problems.append(
-                "AUTORENEW_WEBHOOK_LEASE_SECONDS must exceed the longest dispatch pass "
-                f"({waves} x AUTORENEW_WEBHOOK_TIMEOUT_SECONDS)"
-            )
-        if self.jwt_public_key is None and len(self.jwt_secret.get_secret_value()) < 32:
-            problems.append("AUTORENEW_JWT_SECRET must be at least 32 characters")
-        # A SEPA renewal is announced at its lead; the collection follows the notice (the
-        # longer of the consumer notice and SEPA's pre-notification) and the bank's lead.
-        sepa_needs = (
-            max(self.sepa_prenotification_days, self.renewal_notice_days)
-            + self.sepa_submission_lead_business_days
-            + SEPA_CALENDAR_MARGIN_DAYS
-        )
-        if self.renewal_lead_days_sepa < sepa_needs:
-            problems.append(
-                f"AUTORENEW_RENEWAL_LEAD_DAYS_SEPA={self.renewal_lead_days_sepa} leaves no room "
-                f"for the notice and the bank's lead: it needs at least {sepa_needs}"
-            )
-        # The lease is taken before the call, which may wait its whole budget in the
-        # throttle and then run to its timeouts.
-        gateway_call_seconds = (
-            self.gateway_connect_timeout_seconds
-            + self.gateway_timeout_seconds
-            + self.gateway_rate_limit_max_wait_seconds
-        )
-        if self.renewal_lease_seconds <= gateway_call_seconds:
-            problems.append(
-                "AUTORENEW_RENEWAL_LEASE_SECONDS must outlast a gateway call (connect + read "
-                "timeout + AUTORENEW_GATEWAY_RATE_LIMIT_MAX_WAIT_SECONDS), or a live worker's "
-                "renewal would be taken over"
-            )
-        problems.extend(self._sepa_problems())
-        if problems:
-            raise ConfigurationError("; ".join(problems))
-
     @property
     def publishable_key(self) -> str | None:
         """The key the SPA tokenizes cards with."""
         if self.gateway_publishable_key is None and self.gateway == "sandbox":
             return DEV_GATEWAY_PUBLISHABLE_KEY
         return self.gateway_publishable_key
-
-    def _publishable_key_problems(self) -> list[str]:
-        key = self.gateway_publishable_key
-        if key is None:
-            if self.env == "production" and self.gateway == "stripe":
-                return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY is needed: the SPA tokenizes with it"]
-            return []
-        if not key.startswith(("pk_test_", "pk_live_")):
-            return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY must be a publishable key (pk_…)"]
-        secret = self.gateway_api_key.get_secret_value()
-        if self.gateway == "stripe" and ("_live_" in key) != ("_live_" in secret):
-            return ["AUTORENEW_GATEWAY_PUBLISHABLE_KEY and _API_KEY are of different modes"]
-        if self.gateway == "sandbox" and key.startswith("pk_live_"):
-            return ["the sandbox gateway takes test keys only (pk_test_…)"]
-        return []
 
     @property
     def webhook_signing_secret(self) -> str | None:
@@ -383,73 +306,10 @@ class Settings(BaseSettings):
             return self.sandbox_webhook_secret.get_secret_value()  # what the sandbox signs with
         return None
 
-    def _webhook_secret_problems(self) -> list[str]:
-        secret = self.gateway_webhook_secret
-        if self.gateway != "stripe":
-            return []
-        if secret is None:
-            if self.env == "production":
-                # Without it card updates, detached cards, disputes and refunds never arrive.
-                return [
-                    "AUTORENEW_GATEWAY_WEBHOOK_SECRET is needed with AUTORENEW_GATEWAY=stripe: "
-                    "Stripe's webhooks are verified with it"
-                ]
-            return []
-        value = secret.get_secret_value()
-        if value == DEV_SANDBOX_WEBHOOK_SECRET or not value.startswith("whsec_"):
-            return [
-                "AUTORENEW_GATEWAY_WEBHOOK_SECRET must be the signing secret (whsec_…) of the "
-                "Stripe webhook endpoint"
-            ]
-        return []
-
-    def _sepa_problems(self) -> list[str]:
-        # Imported here: these load schwifty (IBAN and bank registries), some 50 ms more for
-        # every import of settings, when only the startup check needs them.
-        from app.payment_methods.iban import check_iban
-        from app.payment_methods.sepa_rules import creditor_id_problem, to_sepa_text
-
-        problems = []
-        if problem := key_problem(self.encryption_key.get_secret_value()):
-            problems.append(f"AUTORENEW_ENCRYPTION_KEY {problem}")
-        if not self.encryption_key_id.strip():
-            problems.append("AUTORENEW_ENCRYPTION_KEY_ID must not be empty")
-        for key_id, key in self.encryption_old_keys.items():
-            if key_id == self.encryption_key_id:
-                problems.append(f"AUTORENEW_ENCRYPTION_OLD_KEYS reuses the current key id {key_id}")
-            if problem := key_problem(key.get_secret_value()):
-                problems.append(f"AUTORENEW_ENCRYPTION_OLD_KEYS[{key_id}] {problem}")
-        if problem := creditor_id_problem(self.sepa_creditor_id):
-            problems.append(f"AUTORENEW_SEPA_CREDITOR_ID {problem}")
-        if not check_iban(self.sepa_creditor_iban).valid:
-            problems.append("AUTORENEW_SEPA_CREDITOR_IBAN is not a valid IBAN")
-        if self.sepa_creditor_bic is not None and not _valid_bic(self.sepa_creditor_bic):
-            problems.append("AUTORENEW_SEPA_CREDITOR_BIC is not a valid BIC")
-        name, rejected = to_sepa_text(self.sepa_creditor_name)
-        if not name or len(name) > 70 or rejected:
-            problems.append(
-                "AUTORENEW_SEPA_CREDITOR_NAME must have 1 to 70 characters of the SEPA set"
-            )
-        for proxy in self.trusted_proxies:
-            if problem := network_problem(proxy):
-                problems.append(f"AUTORENEW_TRUSTED_PROXIES: {proxy!r} {problem}")
-        return problems
-
 
 def absolute_http_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
-
-
-def _valid_bic(value: str) -> bool:
-    from schwifty import BIC
-    from schwifty.exceptions import SchwiftyException
-
-    try:
-        BIC(value)
-    except SchwiftyException:
-        return False
-    return True
 
 
 @lru_cache

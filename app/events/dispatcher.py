@@ -17,7 +17,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import Counter
@@ -31,8 +30,8 @@ from app.core.database import transaction
 from app.core.ids import new_id
 from app.core.scheduler import JobContext
 from app.core.settings import Settings
+from app.events import destinations
 from app.events import repository as repo
-from app.events.endpoints import is_public_address
 from app.events.models import Event, WebhookAttempt, WebhookEndpoint
 from app.events.secrets import unseal
 
@@ -183,10 +182,15 @@ class Dispatcher:
             # httpx's timeout bounds each network step; this bounds the whole attempt, so a
             # receiver dribbling bytes cannot hold the delivery past its lease.
             async with asyncio.timeout(self.settings.webhook_timeout_seconds):
-                if self.settings.env == "production":
-                    await self._refuse_private_address(item.endpoint.url)
+                # Checked again now (a name may resolve elsewhere than at registration), and
+                # the connection goes to the very address checked: no second resolution.
+                target = await destinations.pinned(item.endpoint.url, self.settings)
                 async with client.stream(
-                    "POST", item.endpoint.url, content=body, headers=headers
+                    "POST",
+                    target.url,
+                    content=body,
+                    headers={**headers, "Host": target.host_header},
+                    extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else {},
                 ) as response:
                     limit = self.settings.webhook_response_body_limit
                     captured = await _read_some(response, limit)
@@ -198,13 +202,6 @@ class Dispatcher:
         except (httpx.HTTPError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}".replace("\x00", "")
             return SendResult(None, elapsed(), None, error[:500])
-
-    async def _refuse_private_address(self, url: str) -> None:
-        # Checked again at send time: a public name may since resolve to a private address.
-        host = urlsplit(url).hostname or ""
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-        if any(not is_public_address(str(info[4][0])) for info in infos):
-            raise ValueError(f"{host} resolves to a non-public address")
 
     async def _record(
         self, item: repo.ClaimedDelivery, result: SendResult, summary: DispatchSummary

@@ -1,14 +1,12 @@
 """Webhook endpoints: who receives events, which ones, and with which secret.
 
-URL rules: in production only `https://` to a public host; loopback, private, link-local
-and other special addresses are refused so the service cannot be turned into a probe of
-its own network (SSRF). Development also allows `http://` and loopback, for local
-receivers and tests.
+URL rules: in production only `https://`; development also allows `http://`. Where a URL
+may point is `destinations.py`'s to say (public addresses, plus the configured networks:
+loopback by default in development), at registration and again at each send.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -18,48 +16,52 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import NotFound, Unprocessable
 from app.core.ids import new_id
 from app.core.settings import Settings
+from app.events import destinations
 from app.events import repository as repo
 from app.events.catalogue import check_event_types
 from app.events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.events.secrets import generate_secret, seal
 
-_LOCAL_NAMES = ("localhost", "localhost.localdomain")
-
-
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
 
 def check_url(url: str, settings: Settings) -> str:
-    production = settings.env == "production"
+    """The URL's form: absolute http(s), no credentials, https in production, and a host
+    that, if written as an address, is one allowed."""
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
         _ = parts.port  # raises on a bad port
     except ValueError:
         host = None
-    if host is None or parts.scheme not in ("https", "http"):
+    if not host or parts.scheme not in ("https", "http"):
         raise Unprocessable("The URL must be an absolute http(s) URL.", code="invalid_webhook_url")
     if parts.username or parts.password:
         # Credentials in a URL end up in logs; receivers authenticate us by signature.
         raise Unprocessable("The URL may not carry credentials.", code="invalid_webhook_url")
-    if production:
-        if parts.scheme != "https":
-            raise Unprocessable("Webhook URLs must use https.", code="webhook_url_not_https")
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        local_name = host.lower().rstrip(".") in _LOCAL_NAMES or host.endswith(".localhost")
-        if local_name or (literal is not None and not is_public_address(str(literal))):
-            raise Unprocessable(
-                "Webhook URLs may not point at loopback or private addresses.",
-                code="webhook_url_not_allowed",
+    if settings.env == "production" and parts.scheme != "https":
+        raise Unprocessable("Webhook URLs must use https.", code="webhook_url_not_https")
+    try:
+        literal = destinations.literal_address(host)
+        if literal is not None and not destinations.allowed(
+            literal, destinations.allowed_networks(settings)
+        ):
+            raise destinations.Refused(
+                "Webhook URLs may not point at loopback, private, link-local or other "
+                f"non-public addresses ({literal})."
             )
+    except destinations.Refused as refused:
+        raise Unprocessable(str(refused), code=refused.code) from None
     return url.strip()
+
+
+async def checked_url(url: str, settings: Settings) -> str:
+    """`check_url`, then what the host resolves to now (names in /etc/hosts or DNS that
+    point inward are refused at registration, not only at send time)."""
+    url = check_url(url, settings)
+    try:
+        await destinations.check_destination(url, settings)
+    except destinations.Refused as refused:
+        raise Unprocessable(str(refused), code=refused.code) from None
+    return url
 
 
 async def create_endpoint(
@@ -76,7 +78,7 @@ async def create_endpoint(
     secret = generate_secret()
     endpoint = WebhookEndpoint(
         id=new_id("we"),
-        url=check_url(url, settings),
+        url=await checked_url(url, settings),
         description=description,
         enabled=enabled,
         event_types=check_event_types(event_types, where=("body", "event_types")),
@@ -111,7 +113,7 @@ async def update_endpoint(
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, endpoint_id)
     # Validate everything before touching the row: bad input changes nothing.
-    new_url = check_url(url, settings) if url is not None else None
+    new_url = await checked_url(url, settings) if url is not None else None
     new_types = (
         check_event_types(event_types, where=("body", "event_types"))
         if event_types is not None

@@ -6,7 +6,7 @@ import base64
 import binascii
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.core.errors import BadRequest
 from app.events.catalogue import EventEnvelope
@@ -125,7 +125,7 @@ class WebhookEndpointList(BaseModel):
 class RotateSecretIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap_seconds: int | None = Field(
+    overlap_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         le=7 * 24 * 3600,

@@ -26,7 +26,7 @@ the account's. Leave headroom for them when choosing the pace.
 With the renewal engine: a call waiting here holds one of the engine's
 `renewal_concurrency` slots, which is what we want (the slots bound calls in flight *or* in
 line). The renewal's lease is taken before the call, so it must outlive the longest wait
-plus the call's timeouts; `Settings.check()` insists on that.
+plus the call's timeouts; `check_settings` insists on that.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
@@ -9,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.core.errors import ServiceUnavailable, problem_responses
+from app.core.errors import ServiceUnavailable, Unauthorized, problem_responses
 from app.gateways.availability import GatewayAvailability
 
 router = APIRouter(tags=["health"])
@@ -66,8 +67,20 @@ async def readyz(request: Request) -> Readiness:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics"}},
+    description="With `AUTORENEW_METRICS_TOKEN` set, only `Authorization: Bearer <token>`.",
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Metrics"},
+        **problem_responses(401),
+    },
 )
 async def metrics(request: Request) -> Response:
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        # Volumes, failures and backlogs are business data: only the scraper that holds
+        # AUTORENEW_METRICS_TOKEN reads them (compared in constant time).
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        wanted = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(given, wanted):
+            raise Unauthorized("The metrics need the scraper's token.", code="invalid_token")
     await request.app.state.database_gauges.refresh()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -6,7 +6,6 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -14,6 +13,7 @@ from pydantic import (
     TypeAdapter,
 )
 
+from app.core.clock import CalendarDay, Instant
 from app.services.schemas import ServiceId
 
 # Ids from the previous panel end up in queries and in our rows: printable, no controls
@@ -41,11 +41,11 @@ class MandateIn(BaseModel):
 
     reference: str = Field(max_length=35, description="The Unique Mandate Reference, kept as is.")
     # A date (read as midnight UTC) or a timestamp with its offset.
-    signed_at: AwareDatetime | date
+    signed_at: Instant | CalendarDay
     signer_name: (
         Annotated[str, StringConstraints(max_length=140, pattern=r"^[^\x00-\x1f\x7f]*$")] | None
     ) = None
-    last_collected_at: date | None = Field(
+    last_collected_at: CalendarDay | None = Field(
         default=None, description="The last collection the previous panel made; null: never."
     )
 

@@ -40,7 +40,7 @@ from app.imports.schemas import ImportReport, LapsedMandate, RefusedLine
 from app.imports.spool import Spool
 from app.imports.writer import ChunkOutcome, Record, WriteContext, write_chunk
 from app.payment_methods.sepa import Creditor
-from app.services.service import Actor
+from app.services.audit import Actor
 
 log = logging.getLogger("autorenew.imports")
 

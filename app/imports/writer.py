@@ -42,6 +42,7 @@ from app.payment_methods.models import PaymentMethod, PaymentMethodStatus, Payme
 from app.sepa.sequence import sequence_type
 from app.services import repository as services_repository
 from app.services import service as services
+from app.services.audit import Actor
 from app.services.methods import facts
 from app.services.models import Service
 
@@ -52,7 +53,7 @@ Record = CheckedSepa | CheckedCard
 class WriteContext:
     creditor: sepa.Creditor
     settings: Settings
-    actor: services.Actor
+    actor: Actor
     # Written to each audit row: who ran which import, and the line.
     reason: str
     now: datetime

@@ -14,6 +14,7 @@ expiry, funding, country and the gateway's fingerprint. Never the number or the 
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +46,7 @@ from app.gateways.port import (
     RateLimited,
 )
 from app.payment_methods import events, repository
+from app.payment_methods.declines import GENERIC_DECLINE, told_to_customer
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus, PaymentMethodType
 from app.payment_methods.schemas import CardIn
 from app.services.methods import card_valid_until
@@ -54,6 +56,16 @@ from app.services.methods import card_valid_until
 _EXPIRED_CODES = frozenset({"expired_card", "invalid_expiry_year", "invalid_expiry_month"})
 _NUMBER_CODES = frozenset({"incorrect_number", "invalid_number"})
 _CVC_CODES = frozenset({"invalid_cvc"})
+log = logging.getLogger("autorenew.cards")
+
+
+def _declined(precise: str | None) -> PaymentRequired:
+    code = precise or GENERIC_DECLINE
+    told = told_to_customer(code)
+    log.warning("card declined at registration", extra={"decline_code": code})
+    return PaymentRequired(
+        "The card was declined.", code="card_declined", extra={"decline_code": told}
+    )
 
 
 @dataclass(frozen=True)
@@ -94,11 +106,7 @@ def gateway_problem(exc: GatewayError) -> AppError:
             return Unprocessable("The card number is not valid.", code="invalid_card_number")
         if exc.code in _CVC_CODES:
             return Unprocessable("The card's security code is not valid.", code="invalid_cvc")
-        return PaymentRequired(
-            "The card was declined.",
-            code="card_declined",
-            extra={"decline_code": exc.decline_code or exc.code},
-        )
+        return _declined(exc.decline_code or exc.code)
     if isinstance(exc, AuthenticationRequired):
         return PaymentRequired(
             "The card was declined: the issuer asks for authentication.",
@@ -224,11 +232,7 @@ async def register(
         raise gateway_problem(exc) from None
     if setup.status == "failed":
         # Declined without an error object (a set-up that ended in requires_payment_method).
-        raise PaymentRequired(
-            "The card was declined.",
-            code="card_declined",
-            extra={"decline_code": setup.decline_code or setup.failure_code or "card_declined"},
-        )
+        raise _declined(setup.decline_code or setup.failure_code)
     if setup.card.exp_year and card_expired(setup.card.exp_month, setup.card.exp_year, now):
         raise _card_expired()
     if setup.card.fingerprint:

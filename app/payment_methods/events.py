@@ -16,6 +16,7 @@ from app.events.payloads import (
     SepaDebitDetails,
 )
 from app.events.service import NewEvent, emit_all
+from app.payment_methods.declines import told_to_customer
 from app.payment_methods.models import PaymentMethod
 
 
@@ -43,7 +44,11 @@ def method_data(method: PaymentMethod) -> PaymentMethodData:
         status=method.status,
         sepa_debit=sepa_debit,
         card=card,
-        failure_code=method.failure_code,
+        # Events are readable by the customer (GET /v1/events): a card's precise decline
+        # reason stays on the method's record, for the admin routes.
+        failure_code=told_to_customer(method.failure_code)
+        if method.type == "card"
+        else method.failure_code,
         created_at=method.created_at,
         imported=method.imported_at is not None,
     )

@@ -7,15 +7,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from app.core import ratelimit
 from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
-from app.core.deps import AdminDep, CallerDep, ClockDep, GatewayDep, SessionDep, SettingsDep
+from app.core.deps import (
+    AdminDep,
+    CallerDep,
+    ClockDep,
+    GatewayDep,
+    SessionDep,
+    SessionmakerDep,
+    SettingsDep,
+)
 from app.core.errors import problem_responses
-from app.core.idempotency import IdempotencyDep
+from app.core.idempotency import IdempotencyDep, answered
 from app.core.pagination import Page, PageDep
-from app.core.ratelimit import SlidingWindowLimiter, limiter_dependency
 from app.core.settings import Settings
-from app.payment_methods import service
+from app.payment_methods import limits, service
 from app.payment_methods.cards import CardRegistration
 from app.payment_methods.iban import check_iban
 from app.payment_methods.models import PaymentMethodStatus
@@ -48,14 +56,20 @@ def _creditor(settings: Settings) -> Creditor:
     return Creditor(identifier=settings.sepa_creditor_id, name=settings.sepa_creditor_name)
 
 
-_iban_check_limiter = limiter_dependency(
-    "iban_check_limiter",
-    lambda s: (s.iban_check_rate_limit, s.iban_check_rate_window_seconds),
-)
-_registration_limiter = limiter_dependency(
-    "registration_limiter",
-    lambda s: (s.payment_method_create_rate_limit, s.payment_method_create_rate_window_seconds),
-)
+async def _count_registration(
+    request: Request,
+    caller: CallerDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+) -> None:
+    """Counted before the request's own transaction writes anything (SQLite has one
+    writer), and not for the replay of an answered Idempotency-Key, which is free."""
+    now = clock.now()
+    key = request.headers.get("idempotency-key")
+    if key is not None and await answered(sessionmaker, caller.customer_id, key, now):
+        return
+    await ratelimit.hit(sessionmaker, limits.registrations(settings), caller.customer_id, now)
 
 
 @router.post(
@@ -68,9 +82,11 @@ async def create_iban_check(
     body: IbanCheckIn,
     caller: CallerDep,
     clock: ClockDep,
-    limiter: Annotated[SlidingWindowLimiter, Depends(_iban_check_limiter)],
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
 ) -> IbanCheckOut:
-    limiter.hit(caller.customer_id, clock.now())
+    rule = limits.iban_checks(settings)
+    await ratelimit.hit(sessionmaker, rule, caller.customer_id, clock.now())
     check = check_iban(body.iban)
     return IbanCheckOut(
         valid=check.valid,
@@ -89,6 +105,8 @@ async def create_iban_check(
     status_code=201,
     summary="Register a payment method",
     responses=problem_responses(400, 401, 402, 409, 422, 429, 503),
+    # Before the route's own dependencies: see _count_registration.
+    dependencies=[Depends(_count_registration)],
 )
 async def create_payment_method(
     body: PaymentMethodCreate,
@@ -99,12 +117,8 @@ async def create_payment_method(
     cipher: CipherDep,
     gateway: GatewayDep,
     idempotency: IdempotencyDep,
-    limiter: Annotated[SlidingWindowLimiter, Depends(_registration_limiter)],
 ) -> Response:
     async def register() -> PaymentMethodOut:
-        # Counted only when the registration really runs: a replay of an earlier answer is
-        # free, and a refusal here is not stored as the key's answer.
-        limiter.hit(caller.customer_id, clock.now())
         outcome = await service.create(
             session,
             customer_id=caller.customer_id,
@@ -254,4 +268,4 @@ async def admin_list_payment_methods(
     status: StatusFilter = None,
 ) -> Page[PaymentMethodOut]:
     methods, next_cursor = await service.list_page(session, customer_id, page, status=status)
-    return Page(data=methods_out(methods), next_cursor=next_cursor)
+    return Page(data=methods_out(methods, precise=True), next_cursor=next_cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
 
 from app.core.unions import TaggedUnion
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus
@@ -58,8 +58,8 @@ class CardIn(_In):
         description="Refused (422 raw_card_data_not_accepted) unless the service accepts "
         "raw card data from trusted internal callers.",
     )
-    exp_month: int | None = Field(default=None, ge=1, le=12)
-    exp_year: int | None = Field(default=None, ge=2000, le=2100)
+    exp_month: StrictInt | None = Field(default=None, ge=1, le=12)
+    exp_year: StrictInt | None = Field(default=None, ge=2000, le=2100)
     cvc: SecretStr | None = Field(default=None, max_length=8)
 
     @property
@@ -77,7 +77,7 @@ PaymentMethodCreate = Annotated[SepaDebitCreate | CardCreate, TaggedUnion("type"
 
 
 class MandateAcceptance(_In):
-    accepted: bool
+    accepted: StrictBool
     signer_name: str = Field(min_length=1, max_length=140)
     text_sha256: str | None = Field(
         default=None,

@@ -18,6 +18,7 @@ from app.payment_methods import cards, events, repository, sepa
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 from app.payment_methods.schemas import CardCreate, PaymentMethodCreate, SepaDebitCreate
 from app.services import service as services
+from app.services.audit import Actor
 
 
 def _not_found() -> NotFound:
@@ -136,7 +137,7 @@ async def revoke(
             extra={"service_ids": [service.id for service in using]},
         )
     await services.detach_payment_method(
-        session, using, actor=services.Actor(customer_id, "customer"), now=now
+        session, using, actor=Actor(customer_id, "customer"), now=now
     )
     method.status = PaymentMethodStatus.REVOKED
     method.revoked_at = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.core.settings import Settings
+from app.payment_methods.declines import told_to_customer
 from app.payment_methods.models import (
     Mandate,
     MandateStatus,
@@ -51,17 +52,25 @@ def _three_d_secure(
     return PaymentMethodNextAction(type="three_d_secure", method="GET", url=action_url)
 
 
-def method_out(method: PaymentMethod, action_url: str | None = None) -> PaymentMethodOut:
+def method_out(
+    method: PaymentMethod, action_url: str | None = None, *, precise: bool = False
+) -> PaymentMethodOut:
     """`action_url`: the gateway's 3-D Secure page, known right after registering or
     validating a card (it is not stored: reading a card waiting for it shows no URL; POST
-    /validate gives the current one)."""
-    if method.type == "card":
-        return PaymentMethodOut.of(method, _three_d_secure(method, action_url))
-    return PaymentMethodOut.of(method, _next_action(method))
+    /validate gives the current one). `precise`: an admin's view, with the card's exact
+    failure code (customers see only what they can act on: app/payment_methods/declines.py)."""
+    if method.type != "card":
+        return PaymentMethodOut.of(method, _next_action(method))
+    out = PaymentMethodOut.of(method, _three_d_secure(method, action_url))
+    if precise:
+        return out
+    return out.model_copy(update={"failure_code": told_to_customer(method.failure_code)})
 
 
-def methods_out(methods: Sequence[PaymentMethod]) -> list[PaymentMethodOut]:
-    return [method_out(method) for method in methods]
+def methods_out(
+    methods: Sequence[PaymentMethod], *, precise: bool = False
+) -> list[PaymentMethodOut]:
+    return [method_out(method, precise=precise) for method in methods]
 
 
 def mandate_out(mandate: Mandate, method: PaymentMethod) -> MandateOut:

@@ -33,10 +33,11 @@ from app.core.settings import Settings
 from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services import service as services
+from app.services.audit import Actor
 from app.services.methods import facts
 from app.services.models import Service
 
-ACTOR = services.Actor("system:renewal-fallback", "system")
+ACTOR = Actor("system:renewal-fallback", "system")
 
 
 def within_grace(service: Service, now: datetime, grace_days: int) -> bool:

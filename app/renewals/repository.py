@@ -294,3 +294,14 @@ async def get(
     if for_update:
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def latest_paid(session: AsyncSession, service_id: str) -> Renewal | None:
+    """The succeeded renewal whose period ends last: what the customer has paid up to."""
+    query = (
+        select(Renewal)
+        .where(Renewal.service_id == service_id, Renewal.status == "succeeded")
+        .order_by(Renewal.period_end.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()

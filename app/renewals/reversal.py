@@ -18,13 +18,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.events.payloads import ServiceRenewalReversedData
 from app.events.service import emit
 from app.renewals.engine.outcomes import finish
 from app.renewals.models import Renewal
 from app.renewals.notify import renewal_data
 from app.services import schedule
 from app.services.models import Service
+from app.services.registry import announce_reversal
 
 log = logging.getLogger("autorenew.renewals")
 
@@ -44,19 +44,13 @@ async def reverse_extension(
         return
     service.expires_at, service.updated_at = renewal.period_start, now
     schedule.expiry_changed(service, now)
-    await emit(
+    await announce_reversal(
         session,
-        type="service.renewal_reversed",
-        resource_id=service.id,
-        customer_id=service.customer_id,
-        data=ServiceRenewalReversedData(
-            service_id=service.id,
-            customer_id=service.customer_id,
-            renewal_id=renewal.id,
-            reason=reason,
-            expires_at=renewal.period_start,
-            reversed_expires_at=renewal.period_end,
-        ),
+        service,
+        renewal_id=renewal.id,
+        reason=reason,
+        expires_at=renewal.period_start,
+        reversed_expires_at=renewal.period_end,
         now=now,
     )
 

@@ -65,7 +65,7 @@ class SepaCollection(Base):
     end_to_end_id: Mapped[str] = mapped_column(String(35))
     status: Mapped[str] = mapped_column(String(16))
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("sepa_batches.id"), index=True)
-    return_reason_code: Mapped[str | None] = mapped_column(String(4), default=None)
+    return_reason_code: Mapped[str | None] = mapped_column(String(35), default=None)
     cancel_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     prenotified_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -135,9 +135,10 @@ class SepaReturn(Base):
     file_id: Mapped[str] = mapped_column(ForeignKey("sepa_return_files.id"), index=True)
     collection_id: Mapped[str | None] = mapped_column(ForeignKey("sepa_collections.id"), index=True)
     end_to_end_id: Mapped[str] = mapped_column(String(35))
-    reason_code: Mapped[str] = mapped_column(String(4))
+    reason_code: Mapped[str] = mapped_column(String(35))  # ISO (4) or the bank's own (Prtry)
     action: Mapped[str] = mapped_column(String(20))  # retry | method_unusable | refund | other
     # applied | ignored (the collection was not in a state the return can change) | unmatched
+    # | amount_mismatch (not the collection's amount or currency: nothing undone)
     outcome: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int | None]
     currency: Mapped[str | None] = mapped_column(String(3))

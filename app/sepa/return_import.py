@@ -179,6 +179,17 @@ async def _expand(session: AsyncSession, rejection: BatchRejection) -> list[Retu
     ]
 
 
+AMOUNT_MISMATCH = "amount_mismatch"
+
+
+def matches(record: ReturnRecord, collection: SepaCollection) -> bool:
+    """The return is of the collection's amount and currency. A pain.002 reject may leave
+    the original amount out (it is optional there): nothing to compare, it matches."""
+    if record.amount_cents is None and record.currency is None:
+        return True
+    return (record.amount_cents, record.currency) == (collection.amount, collection.currency)
+
+
 async def apply_return(
     session: AsyncSession,
     collection: SepaCollection,
@@ -187,9 +198,23 @@ async def apply_return(
     settings: Settings,
     now: datetime,
 ) -> str:
-    """Undo a collection; answers the outcome (`applied` or `ignored`)."""
+    """Undo a collection; answers the outcome (`applied`, `ignored` or `amount_mismatch`)."""
     if collection.status not in ("batched", "submitted", "settled"):
         return "ignored"
+    if not matches(record, collection):
+        # A return of 0.01 against a 12.99 collection is not this collection's return (a
+        # mistyped id, a forged file): it undoes nothing, and the operators see why.
+        log.warning(
+            "SEPA return does not match its collection",
+            extra={
+                "end_to_end_id": record.end_to_end_id,
+                "return_amount": record.amount_cents,
+                "return_currency": record.currency,
+                "collection_amount": collection.amount,
+                "collection_currency": collection.currency,
+            },
+        )
+        return AMOUNT_MISMATCH
     code = record.reason_code
     collection.status, collection.return_reason_code = "returned", code
     collection.returned_at = collection.updated_at = now

@@ -14,6 +14,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
+from app.core.clock import FIRST_DAY, LAST_DAY, RANGE
 from app.core.errors import Unprocessable
 
 INVALID = "invalid_return_file"
@@ -97,9 +98,47 @@ class ReturnRecord:
     source: Source
     original_message_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # The one gate every parser's records pass: what the database columns and the
+        # calendar can hold, so a hostile or broken file is a 422, never a 500.
+        if problem := _record_problem(self):
+            shown = self.end_to_end_id[:MAX_TEXT].encode("unicode_escape").decode()
+            raise invalid(f"The return of end-to-end id {shown!r}: {problem}.")
+
     @property
     def action(self) -> ReturnAction:
         return classify(self.reason_code)
+
+
+# SEPA's Max35Text, the length of every identifier in the scheme's messages.
+MAX_TEXT = 35
+# 999,999,999.99: the largest amount the SEPA Direct Debit schemes carry.
+MAX_AMOUNT_CENTS = 99_999_999_999
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _text_problem(value: str, name: str, longest: int) -> str | None:
+    if not 1 <= len(value) <= longest or not value.isprintable():
+        return f"the {name} must be 1 to {longest} printable characters"
+    return None
+
+
+def _record_problem(record: ReturnRecord) -> str | None:
+    if problem := _text_problem(record.end_to_end_id, "end-to-end id", MAX_TEXT):
+        return problem
+    if problem := _text_problem(record.reason_code, "reason code", MAX_TEXT):
+        return problem
+    if record.original_message_id is not None and (
+        problem := _text_problem(record.original_message_id, "original message id", MAX_TEXT)
+    ):
+        return problem
+    if record.amount_cents is not None and not 0 < record.amount_cents <= MAX_AMOUNT_CENTS:
+        return "the amount must be positive and at most 999999999.99"
+    if record.currency is not None and not _CURRENCY.fullmatch(record.currency):
+        return "the currency must be three capital letters"
+    if not FIRST_DAY <= record.date <= LAST_DAY:
+        return f"the date must be {RANGE}"
+    return None
 
 
 @dataclass(frozen=True)

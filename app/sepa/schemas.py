@@ -123,7 +123,10 @@ class ReturnOut(BaseModel):
     end_to_end_id: str
     reason_code: str
     action: str = Field(description="retry | method_unusable | refund | other")
-    outcome: str = Field(description="applied | ignored | unmatched")
+    outcome: str = Field(
+        description="applied | ignored | unmatched | amount_mismatch (the return's amount or "
+        "currency is not the collection's: nothing was undone)"
+    )
     collection_id: str | None
     amount: int | None = Field(description="Minor units, when the report gives it.")
     currency: str | None

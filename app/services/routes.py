@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Header, Path, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import Instant
+from app.core.clock import Clock, Instant
 from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
 from app.core.pagination import Page, PageDep, paginate
+from app.core.settings import Settings
+from app.runs import provisioning
 from app.runs.customer_act import after_customer_act
-from app.services import presenter, repository
+from app.services import presenter, registry, repository
 from app.services import service as rules
+from app.services.audit import Actor
 from app.services.models import Service
 from app.services.schemas import (
     AutoRenewPatch,
@@ -24,12 +28,21 @@ from app.services.schemas import (
     ServiceOut,
     ServiceUpsert,
 )
+from app.services.versions import etag
 
 router = APIRouter(prefix="/v1", tags=["services"])
 admin_router = APIRouter(prefix="/v1/admin", tags=["services (admin)"])
 
 CREATED: dict[int | str, dict[str, Any]] = {201: {"model": ServiceOut, "description": "Created"}}
 ServicePath = Annotated[ServiceId, Path(description="The id provisioning gave the service.")]
+
+
+async def _one(
+    response: Response, session: AsyncSession, service: Service, settings: Settings, clock: Clock
+) -> ServiceOut:
+    """One service as answered, with its ETag (sent back in If-Match by provisioning)."""
+    response.headers["ETag"] = etag(service)
+    return await presenter.one(session, service, settings=settings, now=clock.now())
 
 
 # --- customer ---------------------------------------------------------------------------
@@ -63,12 +76,13 @@ async def list_my_services(
 async def get_my_service(
     service_id: ServicePath,
     session: SessionDep,
+    response: Response,
     caller: CallerDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> ServiceOut:
     service = await rules.get_owned(session, caller.customer_id, service_id)
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @router.patch(
@@ -83,6 +97,7 @@ async def patch_my_service(
     service_id: ServicePath,
     body: AutoRenewPatch,
     session: SessionDep,
+    response: Response,
     caller: CallerDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -93,11 +108,11 @@ async def patch_my_service(
         service_id,
         body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, [service], settings=settings, now=clock.now())
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @router.put(
@@ -120,7 +135,7 @@ async def assign_method_to_many(
         body.service_ids,
         auto_renew=body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, services, settings=settings, now=clock.now())
@@ -143,6 +158,7 @@ async def assign_method(
     service_id: ServicePath,
     body: PaymentMethodAssignment,
     session: SessionDep,
+    response: Response,
     caller: CallerDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -154,11 +170,11 @@ async def assign_method(
         body.payment_method_id,
         auto_renew=body.auto_renew,
         settings=settings,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
     await after_customer_act(session, [service], settings=settings, now=clock.now())
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @router.delete(
@@ -170,6 +186,7 @@ async def assign_method(
 async def unassign_method(
     service_id: ServicePath,
     session: SessionDep,
+    response: Response,
     caller: CallerDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -178,10 +195,10 @@ async def unassign_method(
         session,
         caller.customer_id,
         service_id,
-        actor=rules.Actor(caller.customer_id, "customer"),
+        actor=Actor(caller.customer_id, "customer"),
         now=clock.now(),
     )
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 # --- admin (provisioning) -----------------------------------------------------------------
@@ -191,7 +208,11 @@ async def unassign_method(
     "/services/{service_id}",
     response_model=ServiceOut,
     summary="Create or update a service (idempotent)",
-    responses=CREATED | problem_responses(401, 403),
+    description="Send `If-Match` with the `ETag` of the service as you read it: if it changed "
+    "since (a renewal extended it), the update is refused with 412 instead of applying a "
+    "stale expiry. An expiry before the end of a paid period is refused with 409 "
+    "`expiry_before_paid_period` unless the body says `reverse_paid_period`.",
+    responses=CREATED | problem_responses(401, 403, 409, 412),
 )
 async def upsert_service(
     service_id: ServicePath,
@@ -201,12 +222,21 @@ async def upsert_service(
     admin: AdminDep,
     settings: SettingsDep,
     clock: ClockDep,
+    if_match: Annotated[
+        str | None,
+        Header(alias="If-Match", max_length=1024, description="The ETag the update is based on."),
+    ] = None,
 ) -> ServiceOut:
-    service, created = await rules.upsert_service(
-        session, service_id, body, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    service, created = await provisioning.upsert_service(
+        session,
+        service_id,
+        body,
+        if_match=if_match,
+        actor=Actor(admin.customer_id, "admin"),
+        now=clock.now(),
     )
     response.status_code = 201 if created else 200
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @admin_router.delete(
@@ -218,14 +248,15 @@ async def upsert_service(
 async def cancel_service(
     service_id: ServicePath,
     session: SessionDep,
+    response: Response,
     admin: AdminDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> ServiceOut:
-    service = await rules.cancel_service(
-        session, service_id, actor=rules.Actor(admin.customer_id, "admin"), now=clock.now()
+    service = await registry.cancel_service(
+        session, service_id, actor=Actor(admin.customer_id, "admin"), now=clock.now()
     )
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @admin_router.get(
@@ -259,6 +290,7 @@ async def list_services(
 async def get_service(
     service_id: ServicePath,
     session: SessionDep,
+    response: Response,
     _admin: AdminDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -266,7 +298,7 @@ async def get_service(
     service = await repository.get(session, service_id)
     if service is None:
         raise NotFound("No such service.", code="service_not_found")
-    return await presenter.one(session, service, settings=settings, now=clock.now())
+    return await _one(response, session, service, settings, clock)
 
 
 @admin_router.get(

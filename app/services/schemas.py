@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from app.core.clock import Instant
 from app.core.money import Money
@@ -43,12 +43,18 @@ class ServiceUpsert(BaseModel):
     kind: ServiceKind = Field(examples=["domain", "hosting"])
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
     expires_at: Instant
-    period_months: int = Field(ge=1, le=120)
+    period_months: StrictInt = Field(ge=1, le=120)
     price: Money
     status: Literal["active", "cancelled"] = "active"
     auto_renew: StrictBool | None = Field(
         default=None,
         description="Only on creation; afterwards the customer decides. Default false.",
+    )
+    reverse_paid_period: StrictBool = Field(
+        default=False,
+        description="Move `expires_at` before the end of a period the customer has paid "
+        "for (409 `expiry_before_paid_period` otherwise); `service.renewal_reversed` goes "
+        "out. Send `If-Match` with the ETag read, so that a stale expiry is a 412 instead.",
     )
 
 

@@ -1,13 +1,11 @@
-"""The rules for services: the registry fed by provisioning, and the customer's choices of
-how each one is renewed (which method, auto-renew on or off). Every change to those choices
-is written to the audit trail in the same transaction."""
+"""The customer's choices of how each of their services is renewed: which method pays it,
+auto-renew on or off. Every change to those choices is written to the audit trail in the
+same transaction (`audit.py`); the registry itself, fed by provisioning, is `registry.py`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,149 +14,10 @@ from app.core.settings import Settings
 from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMethodChangedData
 from app.events.service import emit
 from app.services import repository, schedule
+from app.services.audit import Actor, record
 from app.services.lead_time import next_charge_at
 from app.services.methods import MethodFacts, default_method, load_method
-from app.services.models import Service, ServiceChange
-from app.services.schemas import ServiceUpsert
-
-ActorKind = Literal["customer", "admin", "system"]
-
-
-@dataclass(frozen=True)
-class Actor:
-    id: str
-    kind: ActorKind
-
-
-def _record(
-    session: AsyncSession,
-    service: Service,
-    *,
-    actor: Actor,
-    field: str,
-    before: Any,
-    after: Any,
-    now: datetime,
-    reason: str | None = None,
-) -> None:
-    session.add(
-        ServiceChange(
-            service_id=service.id,
-            at=now,
-            actor_id=actor.id,
-            actor_kind=actor.kind,
-            field=field,
-            before=before,
-            after=after,
-            reason=reason,
-        )
-    )
-
-
-def _price(service: Service) -> dict[str, Any]:
-    return {"amount": service.price_amount, "currency": service.price_currency}
-
-
-# --- the registry (provisioning) ---------------------------------------------------------
-
-
-async def upsert_service(
-    session: AsyncSession, service_id: str, body: ServiceUpsert, *, actor: Actor, now: datetime
-) -> tuple[Service, bool]:
-    """Create or update a service as provisioning describes it. Returns (service, created).
-
-    A price change applies to renewals not charged yet. A service that moves to another
-    customer loses its payment method and auto-renew: the old owner's card must never pay
-    for the new owner's service.
-    """
-    service = await repository.get(session, service_id, for_update=True)
-    if service is None:
-        service = Service(
-            id=service_id,
-            customer_id=body.customer_id,
-            kind=body.kind,
-            name=body.name,
-            status=body.status,
-            expires_at=body.expires_at,
-            expiry_anchor_day=body.expires_at.day,
-            period_months=body.period_months,
-            price_amount=body.price.amount,
-            price_currency=body.price.currency,
-            auto_renew=bool(body.auto_renew),
-            created_at=now,
-            updated_at=now,
-            cancelled_at=now if body.status == "cancelled" else None,
-        )
-        schedule.expiry_changed(service, now)
-        session.add(service)
-        _record(
-            session, service, actor=actor, field="created", before=None, after=body.status, now=now
-        )
-        await session.flush()
-        return service, True
-
-    def note(field: str, before: Any, after: Any, reason: str | None = None) -> None:
-        _record(
-            session, service, actor=actor, field=field, before=before, after=after, now=now,
-            reason=reason,
-        )  # fmt: skip
-
-    if service.customer_id != body.customer_id:
-        note("customer_id", service.customer_id, body.customer_id)
-        if service.payment_method_id is not None:
-            note("payment_method_id", service.payment_method_id, None, "customer changed")
-        if service.auto_renew:
-            note("auto_renew", True, False, "customer changed")
-        service.customer_id = body.customer_id
-        service.payment_method_id = None
-        service.auto_renew = False
-        schedule.renewal_changed(service, now)
-    new_price = {"amount": body.price.amount, "currency": body.price.currency}
-    if _price(service) != new_price:
-        note("price", _price(service), new_price)
-        service.price_amount, service.price_currency = body.price.amount, body.price.currency
-    if service.expires_at != body.expires_at:
-        note("expires_at", service.expires_at.isoformat(), body.expires_at.isoformat())
-        service.expires_at = body.expires_at
-        service.expiry_anchor_day = body.expires_at.day
-        schedule.expiry_changed(service, now)
-    if service.status != body.status:
-        note("status", service.status, body.status)
-        service.status = body.status
-        service.cancelled_at = now if body.status == "cancelled" else None
-        schedule.kind_or_status_changed(service, now)
-    if service.kind != body.kind:
-        schedule.kind_or_status_changed(service, now)
-    service.kind, service.name, service.period_months = body.kind, body.name, body.period_months
-    service.updated_at = now
-    await session.flush()
-    return service, False
-
-
-async def cancel_service(
-    session: AsyncSession, service_id: str, *, actor: Actor, now: datetime
-) -> Service:
-    service = await repository.get(session, service_id, for_update=True)
-    if service is None:
-        raise NotFound("No such service.", code="service_not_found")
-    if service.status != "cancelled":
-        _record(
-            session,
-            service,
-            actor=actor,
-            field="status",
-            before=service.status,
-            after="cancelled",
-            now=now,
-        )
-        service.status = "cancelled"
-        service.cancelled_at = now
-        service.updated_at = now
-        schedule.renewal_changed(service, now)
-    return service
-
-
-# --- the customer's choices ------------------------------------------------------------
+from app.services.models import Service
 
 
 async def get_owned(
@@ -232,7 +91,7 @@ async def _assign(
         ),
         now=now,
     )
-    _record(
+    record(
         session,
         service,
         actor=actor,
@@ -432,7 +291,7 @@ async def _auto_renew(
         ),
         now=now,
     )
-    _record(
+    record(
         session,
         service,
         actor=actor,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
 from app.core.settings import ConfigurationError, Settings
+from app.core.settings_checks import check_settings
 from app.events.dispatcher import Dispatcher, backoff
 from app.events.endpoints import create_endpoint
 from app.events.service import event_with_deliveries
@@ -39,12 +40,14 @@ def test_backoff_doubles_with_jitter_and_gives_up_after_about_three_days() -> No
 
 def test_the_lease_must_outlast_a_whole_pass() -> None:
     with pytest.raises(ConfigurationError, match="LEASE"):
-        Settings(webhook_timeout_seconds=30, webhook_lease_seconds=60).check()
-    Settings(
-        webhook_timeout_seconds=30,
-        webhook_lease_seconds=60,
-        webhook_dispatch_batch_size=1,
-    ).check()
+        check_settings(Settings(webhook_timeout_seconds=30, webhook_lease_seconds=60))
+    check_settings(
+        Settings(
+            webhook_timeout_seconds=30,
+            webhook_lease_seconds=60,
+            webhook_dispatch_batch_size=1,
+        )
+    )
 
 
 async def test_production_refuses_to_send_to_an_inner_address_at_send_time(

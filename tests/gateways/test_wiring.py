@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from app.cli import build_parser
 from app.core.deps import GatewayDep
 from app.core.settings import DEV_GATEWAY_API_KEY, ConfigurationError, Settings
+from app.core.settings_checks import check_settings
 from app.gateways.factory import IN_PROCESS_SANDBOX_URL, build_gateway, build_sandbox
 from app.gateways.port import PaymentGateway
 from app.gateways.stripe import STRIPE_API_BASE, StripeGateway
@@ -123,7 +124,7 @@ async def test_factory_throttle() -> None:
 )
 def test_gateway_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        Settings(**overrides).check()
+        check_settings(Settings(**overrides))
 
 
 def test_sandbox_gateway_command_line() -> None:

@@ -8,6 +8,7 @@ from pydantic import SecretStr
 from app.core.crypto import DecryptionError, FieldCipher, cipher_from_settings
 from app.core.keys import decode_key
 from app.core.settings import ConfigurationError, Settings
+from app.core.settings_checks import check_settings
 from app.payment_methods.sepa_rules import (
     creditor_id_problem,
     new_mandate_reference,
@@ -58,7 +59,7 @@ def test_startup_refuses_bad_sepa_and_key_settings(
     override: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("[", r"\[")):
-        Settings(**override).check()  # type: ignore[arg-type]
+        check_settings(Settings(**override))  # type: ignore[arg-type]
 
 
 def test_keys_in_either_base64_alphabet() -> None:

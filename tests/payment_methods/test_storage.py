@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.crypto import DecryptionError, Sealed, cipher_from_settings
 from app.core.settings import Settings
+from app.core.settings_checks import check_settings
 from app.payment_methods import repository, sepa
 from app.payment_methods.models import Mandate, PaymentMethod
 from app.payment_methods.rotation import reencrypt_all
@@ -97,7 +98,7 @@ async def test_rotation_reencrypts_and_keeps_duplicates_detected(
             "encryption_old_keys": {"k1": settings.encryption_key},
         }
     )
-    rotated.check()
+    check_settings(rotated)
     cipher = cipher_from_settings(rotated)
 
     # Before the re-encryption, the new key's replicas still find the old rows' duplicates.

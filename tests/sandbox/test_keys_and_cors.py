@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from app.core.clock import FrozenClock
 from app.core.settings import ConfigurationError, Settings
+from app.core.settings_checks import check_settings
 from app.payment_methods.views import card_setup_out
 from app.sandbox.app import Sandbox
 from app.sandbox.config import SandboxConfig
@@ -229,4 +230,4 @@ def test_the_setup_answer_follows_the_gateway() -> None:
 )
 def test_publishable_key_settings_are_checked(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        Settings(**overrides).check()
+        check_settings(Settings(**overrides))

@@ -4,7 +4,8 @@ real resources of every kind for another customer to reach for."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -160,3 +161,15 @@ def request_body(operation: Operation, world: World) -> dict[str, Any] | None:
     }
     assert str(operation) in bodies, f"{operation}: add a valid body for the security sweep"
     return bodies[str(operation)]
+
+
+@asynccontextmanager
+async def client_for(
+    make_app: Callable[..., FastAPI], **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app built with changed settings, its lifespan running."""
+    application = make_app(**overrides)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

@@ -275,6 +275,9 @@ async def test_a_camt054_notification_is_matched_by_end_to_end_id(
     [collection] = await collections(client, auth)
     sample = (Path(__file__).parent / "samples" / "camt.054.001.08.xml").read_bytes()
     body = sample.replace(b"ren-0301", collection["end_to_end_id"].encode())
+    # A return must be of the collection's amount (the sample's first entry is 49.00).
+    cents = collection["amount"]["amount"]
+    body = body.replace(b">49.00<", f">{cents // 100}.{cents % 100:02d}<".encode())
     imported = await post_returns(client, auth, body, "application/xml")
     assert imported.status_code == 201, imported.text
     result = imported.json()

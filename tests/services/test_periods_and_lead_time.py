@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from app.core.settings import ConfigurationError, Settings
+from app.core.settings_checks import check_settings
 from app.services.lead_time import (
     ChargePlan,
     card_charge,
@@ -64,14 +65,14 @@ def test_lead_is_the_larger_of_method_and_kind() -> None:
 def test_a_sepa_lead_shorter_than_its_notice_is_refused_at_startup() -> None:
     # The notice (15) plus the bank's day plus 4 spare days: 20.
     with pytest.raises(ConfigurationError, match="LEAD_DAYS_SEPA"):
-        Settings(renewal_lead_days_sepa=19).check()
-    Settings(renewal_lead_days_sepa=20).check()
+        check_settings(Settings(renewal_lead_days_sepa=19))
+    check_settings(Settings(renewal_lead_days_sepa=20))
     # Without the consumer notice, SEPA's own pre-notification (14) counts.
-    Settings(renewal_lead_days_sepa=19, renewal_notice_days=0).check()
+    check_settings(Settings(renewal_lead_days_sepa=19, renewal_notice_days=0))
     with pytest.raises(ConfigurationError):
-        Settings(renewal_lead_days_sepa=10, renewal_notice_days=0).check()
+        check_settings(Settings(renewal_lead_days_sepa=10, renewal_notice_days=0))
     with pytest.raises(ConfigurationError):
-        Settings(sepa_prenotification_days=20).check()
+        check_settings(Settings(sepa_prenotification_days=20))
 
 
 def test_a_card_is_announced_its_notice_before_its_lead() -> None:
