@@ -6,7 +6,7 @@
 - `renewal_attempts.action_url`: the gateway's 3-D Secure page of that attempt; the
   renewal's own `action_url` is the service's link that leads the customer there.
 
-Revision ID: 0012
+Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02 02:30:00
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

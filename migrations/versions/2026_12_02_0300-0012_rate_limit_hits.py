@@ -11,8 +11,8 @@ characters: a pain.002 may give the bank's proprietary code (`Rsn/Prtry`, Max35T
 instead of an ISO one, which PostgreSQL refused (SQLite does not enforce lengths, so only
 PostgreSQL is altered).
 
-Revision ID: 0011
-Revises: 0012 (main had 0012 already: a database there upgrades to this)
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 03:00:00
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0012"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
