@@ -9,26 +9,21 @@ request's own transaction writes (SQLite has one writer). On PostgreSQL an advis
 (scope, caller) makes concurrent replicas count in turn. Rows older than the window are
 deleted as hits come, and by a periodic job for callers gone quiet.
 
-`SlidingWindowLimiter` counts in this replica's memory, for limits taken inside a request's
-transaction (paying a renewal now), where a second transaction could not write on SQLite.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fastapi import Request
 from sqlalchemy import Index, Integer, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
-from starlette.datastructures import State
 
 from app.core.database import Base, UTCDateTime, transaction
-from app.core.deps import SettingsDep
 from app.core.errors import TooManyRequests
+from app.core.scheduler import JobContext
 from app.core.settings import Settings
 
 
@@ -85,52 +80,18 @@ async def forget_hits_before(session: AsyncSession, scope: str, before: datetime
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-class SlidingWindowLimiter:
-    def __init__(self, *, limit: int, window: timedelta, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._hits: dict[str, deque[datetime]] = {}
+def forgetting_job(
+    *rules_of: Callable[[Settings], RateLimit],
+) -> Callable[[JobContext], Awaitable[int]]:
+    """The periodic job that drops hits past their rule's window (callers gone quiet keep
+    theirs otherwise), for the rules each domain declares (app/jobs.py lists them)."""
 
-    def hit(self, key: str, now: datetime) -> None:
-        """Count one use by `key`; raise TooManyRequests when over the limit."""
-        start = now - self.window
-        hits = self._hits.get(key)
-        if hits is None:
-            if len(self._hits) >= self.max_keys:
-                self._forget_idle(start)
-            hits = self._hits[key] = deque()
-        while hits and hits[0] <= start:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            retry_after = max(1, int((hits[0] + self.window - now).total_seconds()) + 1)
-            raise TooManyRequests(
-                "Too many requests; slow down.",
-                code="rate_limited",
-                extra={"retry_after": retry_after},
-                headers={"Retry-After": str(retry_after)},
-            )
-        hits.append(now)
+    async def forget_old_hits(context: JobContext) -> int:
+        now = context.clock.now()
+        forgotten = 0
+        async with transaction(context.sessionmaker) as session:
+            for rule in (rule_of(context.settings) for rule_of in rules_of):
+                forgotten += await forget_hits_before(session, rule.scope, now - rule.window)
+        return forgotten
 
-    def _forget_idle(self, start: datetime) -> None:
-        # Bounded memory: drop callers with nothing left in the window.
-        for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= start]:
-            del self._hits[key]
-
-
-def limiter_dependency(
-    name: str, limits: Callable[[Settings], tuple[int, int]]
-) -> Callable[[Request, Settings], SlidingWindowLimiter]:
-    """A dependency giving the app's limiter `name` (one per replica, made on first use) with
-    `limits(settings)` = (uses, window in seconds) per caller."""
-
-    def dependency(request: Request, settings: SettingsDep) -> SlidingWindowLimiter:
-        state: State = request.app.state
-        limiter: SlidingWindowLimiter | None = getattr(state, name, None)
-        if limiter is None:
-            limit, window = limits(settings)
-            limiter = SlidingWindowLimiter(limit=limit, window=timedelta(seconds=window))
-            setattr(state, name, limiter)
-        return limiter
-
-    return dependency
+    return forget_old_hits

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.core import ratelimit
-from app.core.database import transaction
-from app.core.scheduler import JobContext
 from app.core.settings import Settings
 
 
@@ -29,13 +27,3 @@ def registrations(settings: Settings) -> ratelimit.RateLimit:
         settings.payment_method_create_rate_limit,
         timedelta(seconds=settings.payment_method_create_rate_window_seconds),
     )
-
-
-async def forget_old_hits_job(context: JobContext) -> int:
-    """The periodic job (app/jobs.py): hits past their window count for nothing."""
-    now = context.clock.now()
-    forgotten = 0
-    async with transaction(context.sessionmaker) as session:
-        for rule in (iban_checks(context.settings), registrations(context.settings)):
-            forgotten += await ratelimit.forget_hits_before(session, rule.scope, now - rule.window)
-    return forgotten

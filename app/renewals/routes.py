@@ -5,24 +5,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import ratelimit
 from app.core.deps import (
     AdminDep,
     CallerDep,
     ClockDep,
     GatewayDep,
     SessionDep,
+    SessionmakerDep,
     SettingsDep,
 )
 from app.core.errors import Conflict, NotFound, problem_responses
-from app.core.idempotency import IdempotencyDep
+from app.core.idempotency import IdempotencyDep, answered
 from app.core.pagination import Page, PageDep, paginate
-from app.core.ratelimit import SlidingWindowLimiter, limiter_dependency
 from app.core.settings import Settings
-from app.renewals import links, paying, presenter, repository
+from app.renewals import limits, links, paying, presenter, repository
 from app.renewals.forecast import forecast
 from app.renewals.models import Renewal
 from app.renewals.schemas import Forecast, RenewalOut
@@ -83,11 +84,23 @@ async def get_my_renewal(
     return (await presenter.many(session, [renewal]))[0]
 
 
-_pay_limiter = limiter_dependency(
-    "renewal_pay_limiter",
-    lambda s: (s.renewal_pay_rate_limit, s.renewal_pay_rate_window_seconds),
-)
-PayLimiterDep = Annotated[SlidingWindowLimiter, Depends(_pay_limiter)]
+async def _count_payment(
+    request: Request,
+    caller: CallerDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+) -> None:
+    """One try counted per customer, before the request's transaction begins; the replay of
+    an answered Idempotency-Key is free."""
+    now = clock.now()
+    key = request.headers.get("idempotency-key")
+    if key is not None and await answered(sessionmaker, caller.customer_id, key, now):
+        return
+    await ratelimit.hit(sessionmaker, limits.pay_now(settings), caller.customer_id, now)
+
+
+CountPayment = Depends(_count_payment)
 LinkToken = Annotated[
     str, Query(max_length=128, description="The token the renewal's link carries.")
 ]
@@ -106,6 +119,8 @@ _REDIRECT: dict[int | str, dict[str, Any]] = {303: {"description": "Where the br
     "the service lapsed (`service_lapsed`), or the method cannot pay now "
     "(`no_payment_method`, `pay_now_card_only`, `payment_method_not_usable`).",
     responses=problem_responses(400, 401, 404, 409, 422, 429, 503),
+    # Counted before the request's session claims the Idempotency-Key (a write).
+    dependencies=[CountPayment],
 )
 async def pay_my_renewal(
     renewal_id: RenewalId,
@@ -115,10 +130,8 @@ async def pay_my_renewal(
     settings: SettingsDep,
     gateway: GatewayDep,
     idempotency: IdempotencyDep,
-    limiter: PayLimiterDep,
 ) -> Response:
     async def paid() -> RenewalOut:
-        limiter.hit(caller.customer_id, clock.now())
         result = await paying.pay(
             session,
             gateway,
@@ -147,6 +160,7 @@ router.add_api_route(
     summary="Deprecated alias of POST /v1/renewals/{renewal_id}/pay",
     deprecated=True,
     responses=problem_responses(400, 401, 404, 409, 422, 429, 503),
+    dependencies=[CountPayment],
 )
 
 
@@ -168,10 +182,14 @@ async def authenticate_renewal(
     clock: ClockDep,
     settings: SettingsDep,
     gateway: GatewayDep,
-    limiter: PayLimiterDep,
+    sessionmaker: SessionmakerDep,
 ) -> RedirectResponse:
+    # The link opens one renewal, so it is counted per renewal (its customer is not known
+    # before a read, and the count must come first); a link that is not ours counts nothing.
+    if not links.token_valid(settings, renewal_id, token):
+        raise NotFound("No such renewal.", code="renewal_not_found")
+    await ratelimit.hit(sessionmaker, limits.pay_now(settings), renewal_id, clock.now())
     renewal = await _linked(session, settings, renewal_id, token)
-    limiter.hit(renewal.customer_id, clock.now())
     try:
         result = await paying.pay(
             session,

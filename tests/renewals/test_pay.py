@@ -429,6 +429,14 @@ async def test_pay_is_rate_limited_per_customer(
             # Another customer has a limit of their own.
             other = await client.post(url, headers=auth("cus_2"))
             assert other.status_code == 404
+    # Another replica on the same database counts the same tries.
+    replica = make_app(renewal_pay_rate_limit=2)
+    async with replica.router.lifespan_context(replica):
+        replica.state.gateway = gateway
+        transport = httpx.ASGITransport(app=replica)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            again = await client.post(f"/v1/renewals/{renewal.id}/pay", headers=auth("cus_1"))
+            assert again.status_code == 429, again.text
 
 
 async def test_a_payment_the_gateway_never_took_leaves_the_renewal_as_it_was(desk: Desk) -> None:

@@ -277,14 +277,18 @@ async def test_old_hits_are_forgotten(
 ) -> None:
     from app.core import ratelimit
     from app.core.scheduler import JobContext
-    from app.payment_methods.limits import forget_old_hits_job, iban_checks
+    from app.jobs import JOBS
+    from app.payment_methods.limits import iban_checks
+    from app.renewals.limits import pay_now
 
-    rule = iban_checks(settings)
-    for _ in range(3):
-        await ratelimit.hit(sessionmaker, rule, "cus_old", clock.now())
-    clock.advance(rule.window + timedelta(seconds=1))
+    [forget_old_hits_job] = [job.run for job in JOBS if job.id == "forget-rate-limit-hits"]
+    for rule in (iban_checks(settings), pay_now(settings)):
+        for _ in range(3):
+            await ratelimit.hit(sessionmaker, rule, "cus_old", clock.now())
+    clock.advance(max(iban_checks(settings).window, pay_now(settings).window))
+    clock.advance(timedelta(seconds=1))
     forgotten = await forget_old_hits_job(JobContext(sessionmaker, clock, settings))
-    assert forgotten == 3
+    assert forgotten == 6
     async with sessionmaker() as session:
         assert (await session.scalars(select(ratelimit.RateLimitHit))).all() == []
 
