@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.money import Money
 from app.renewals import repository
-from app.renewals.models import Renewal
+from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.picture import next_action
+from app.renewals.reasons import told_to_customer
 from app.renewals.schemas import DisputeOut, RenewalAttemptOut, RenewalOut
 from app.services.schemas import RenewalNextAction
 
+Shown = Callable[[str | None], str | None]
 
-async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[RenewalOut]:
+
+async def many(
+    session: AsyncSession, renewals: Sequence[Renewal], *, for_admin: bool = False
+) -> list[RenewalOut]:
+    """`for_admin`: the precise decline codes; a customer sees only what they can act on
+    (app/renewals/reasons.py: lost_card or stolen_card would help a card tester)."""
+    shown = (lambda code: code) if for_admin else told_to_customer
     attempts = await repository.attempts_for(session, [r.id for r in renewals])
     return [
         RenewalOut(
@@ -28,7 +36,7 @@ async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[Renew
             payment_method_id=r.payment_method_id,
             due_at=r.due_at,
             next_attempt_at=r.next_attempt_at,
-            failure_code=r.failure_code,
+            failure_code=shown(r.failure_code),
             failure_reason=r.failure_reason,
             action_url=r.action_url,
             next_action=RenewalNextAction(**action) if (action := next_action(r)) else None,
@@ -37,10 +45,19 @@ async def many(session: AsyncSession, renewals: Sequence[Renewal]) -> list[Renew
             updated_at=r.updated_at,
             finished_at=r.finished_at,
             dispute=_dispute(r),
-            attempts=[RenewalAttemptOut.model_validate(a) for a in attempts[r.id]],
+            attempts=[_attempt(a, shown) for a in attempts[r.id]],
         )
         for r in renewals
     ]
+
+
+def _attempt(
+    attempt: RenewalAttempt, shown: Callable[[str | None], str | None]
+) -> RenewalAttemptOut:
+    out = RenewalAttemptOut.model_validate(attempt)
+    return out.model_copy(
+        update={"failure_code": shown(out.failure_code), "decline_code": shown(out.decline_code)}
+    )
 
 
 def _dispute(renewal: Renewal) -> DisputeOut | None:

@@ -6,6 +6,8 @@ written when the renewal fails and free to be reworded.
 
 from __future__ import annotations
 
+# The same words as any decline (see _TELLING below), with the way out.
+_TELLING_SENTENCE = "Your bank declined the payment: pay with another card, or ask your bank."
 _SENTENCES: dict[str, str] = {
     "insufficient_funds": "Your bank declined the payment for insufficient funds.",
     "card_declined": "Your bank declined the payment.",
@@ -13,14 +15,14 @@ _SENTENCES: dict[str, str] = {
     "do_not_honor": "Your bank declined the payment.",
     "charge_failed": "The payment did not go through.",
     "expired_card": "The card has expired.",
-    "incorrect_cvc": "The card's security code was refused.",
+    "incorrect_cvc": _TELLING_SENTENCE,
     "processing_error": "The card network could not process the payment.",
     "card_velocity_exceeded": "The card's spending limit was reached.",
-    "lost_card": "Your bank refuses payments with this card.",
-    "stolen_card": "Your bank refuses payments with this card.",
-    "pickup_card": "Your bank refuses payments with this card.",
-    "restricted_card": "Your bank refuses payments with this card.",
-    "fraudulent": "Your bank refuses payments with this card.",
+    "lost_card": _TELLING_SENTENCE,
+    "stolen_card": _TELLING_SENTENCE,
+    "pickup_card": _TELLING_SENTENCE,
+    "restricted_card": _TELLING_SENTENCE,
+    "fraudulent": _TELLING_SENTENCE,
     "authentication_required": "Your bank asks you to authenticate this payment.",
     "authentication_failed": (
         "The authentication with your bank did not succeed: try again, or pay with another "
@@ -75,3 +77,28 @@ def describe(code: str | None, reason: str | None = None) -> str:
 def and_finally(reason: str | None, why: str) -> str:
     """`reason`, with one more sentence on why the renewal failed for good."""
     return " ".join(part for part in (reason, _FINAL[why]) if part)[:255]
+
+
+# Declines that say something about the card itself (reported stolen, a wrong CVC): shown to
+# the customer as generic_decline, so a renewal is no oracle for someone testing cards; the
+# admin's renewal list keeps them. Every other code is something the customer can act on.
+_TELLING = frozenset(
+    {
+        "lost_card",
+        "stolen_card",
+        "pickup_card",
+        "restricted_card",
+        "fraudulent",
+        "merchant_blacklist",
+        "security_violation",
+        "incorrect_cvc",
+        "invalid_cvc",
+        "incorrect_number",
+        "invalid_number",
+    }
+)
+
+
+def told_to_customer(code: str | None) -> str | None:
+    """A renewal's failure or decline code as the customer sees it."""
+    return "generic_decline" if code in _TELLING else code

@@ -262,7 +262,7 @@ async def list_renewals(
     rows, next_cursor = await paginate(
         session, query, page, created_at=Renewal.created_at, row_id=Renewal.id
     )
-    return Page(data=await presenter.many(session, rows), next_cursor=next_cursor)
+    return Page(data=await presenter.many(session, rows, for_admin=True), next_cursor=next_cursor)
 
 
 @admin_router.get(

@@ -14,6 +14,7 @@ from app.core.settings import Settings
 from app.renewals import repository as renewals
 from app.renewals.models import Renewal
 from app.renewals.picture import next_action, picture
+from app.renewals.reasons import told_to_customer
 from app.services.methods import MethodFacts, load_methods
 from app.services.models import Service
 from app.services.schemas import (
@@ -35,7 +36,9 @@ def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
         amount=Money(amount=renewal.amount, currency=renewal.currency),
         attempt_count=renewal.attempt_count,
         next_attempt_at=renewal.next_attempt_at,
-        failure_code=renewal.failure_code,
+        # The customer's view and the admin's alike: the admin's renewal list has the precise
+        # decline (app/renewals/reasons.py).
+        failure_code=told_to_customer(renewal.failure_code),
         failure_reason=renewal.failure_reason,
         next_action=RenewalNextAction(**action) if action else None,
         notified_at=renewal.notified_at,

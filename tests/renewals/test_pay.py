@@ -479,3 +479,23 @@ def test_the_links_never_look_like_a_card_number_in_events(settings: Settings) -
         check_no_secrets({"next_action_url": links.authenticate_url(settings, renewal_id)})
         assert links.token_valid(settings, renewal_id, token)
         assert not links.token_valid(settings, f"{renewal_id}x", token)
+
+
+async def test_a_telling_decline_reaches_the_customer_as_generic(desk: Desk) -> None:
+    # stolen_card would tell a card tester the guess was right: the customer's views say
+    # generic_decline (with the same sentence), the admin's renewal list the precise code.
+    service, renewal = await desk.swept("hard_decline")
+    assert renewal.failure_code == "stolen_card"
+    mine = (await desk.client.get(f"/v1/renewals/{renewal.id}", headers=desk.auth("cus_1"))).json()
+    assert mine["failure_code"] == "generic_decline"
+    assert [a["decline_code"] for a in mine["attempts"]] == ["generic_decline"]
+    assert "stolen" not in str(mine) and "refuse" not in mine["failure_reason"]
+    shown = (await desk.client.get(f"/v1/services/{service.id}", headers=desk.auth("cus_1"))).json()
+    assert shown["current_renewal"]["failure_code"] == "generic_decline"
+    admin = desk.auth("ops", admin=True)
+    listed = await desk.client.get(
+        "/v1/admin/renewals", params={"service_id": service.id}, headers=admin
+    )
+    [precise] = listed.json()["data"]
+    assert precise["failure_code"] == "stolen_card"
+    assert [a["decline_code"] for a in precise["attempts"]] == ["stolen_card"]

@@ -90,7 +90,8 @@ async def test_a_renewal_failed_for_good_says_why_and_what_to_do(desk: Desk) -> 
     shown = await desk.service("host-1")
     assert shown["renewal_readiness"] == "renewal_failed"
     assert shown["next_charge"] is None
-    assert shown["current_renewal"]["failure_code"] == "stolen_card"
+    # stolen_card stays on the admin's record; the customer is told a generic decline.
+    assert shown["current_renewal"]["failure_code"] == "generic_decline"
     assert shown["current_renewal"]["next_action"] == {
         "type": "choose_payment_method",
         "url": None,
