@@ -19,7 +19,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import Counter, Histogram
+from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import problem_response, unexpected_error_response
@@ -210,6 +212,14 @@ class EdgeMiddleware:
                 "caller": state.get("caller_id"),
             },
         )
+
+
+def json_response(body: BaseModel, status_code: int = 200) -> Response:
+    """`body` as JSON, serialised once. A route that returns its response model instead
+    has FastAPI validate the model again against `response_model` before serialising it:
+    the hot read routes answer with this (the decorator keeps `response_model` for the
+    OpenAPI document)."""
+    return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 class JsonLogFormatter(logging.Formatter):

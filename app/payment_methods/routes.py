@@ -12,8 +12,18 @@ from starlette.datastructures import State
 
 from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
-from app.core.deps import AdminDep, CallerDep, ClockDep, GatewayDep, SessionDep, SettingsDep
+from app.core.database import read_only
+from app.core.deps import (
+    AdminDep,
+    CallerDep,
+    ClockDep,
+    GatewayDep,
+    ReaderDep,
+    SessionDep,
+    SettingsDep,
+)
 from app.core.errors import problem_responses
+from app.core.http import json_response
 from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep
 from app.core.ratelimit import SlidingWindowLimiter
@@ -32,7 +42,13 @@ from app.payment_methods.schemas import (
     ValidateIn,
 )
 from app.payment_methods.sepa import Acceptance, Creditor
-from app.payment_methods.views import card_setup_out, mandate_out, method_out, methods_out
+from app.payment_methods.views import (
+    card_setup_out,
+    mandate_out,
+    method_out,
+    methods_out,
+    read_method,
+)
 
 router = APIRouter(prefix="/v1", tags=["payment methods"])
 
@@ -173,10 +189,11 @@ async def get_card_setup(_caller: CallerDep, settings: SettingsDep) -> CardSetup
     response_model=PaymentMethodOut,
     responses=problem_responses(401, 404),
 )
-async def get_payment_method(
-    method_id: MethodId, session: SessionDep, caller: CallerDep
-) -> PaymentMethodOut:
-    return method_out(await service.get(session, caller.customer_id, method_id))
+async def get_payment_method(method_id: MethodId, reader: ReaderDep, caller: CallerDep) -> Response:
+    method = await read_only(
+        reader, lambda session: read_method(session, caller.customer_id, method_id)
+    )
+    return json_response(method)
 
 
 @router.post(

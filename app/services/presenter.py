@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.money import Money
@@ -14,7 +16,7 @@ from app.core.settings import Settings
 from app.renewals import repository as renewals
 from app.renewals.models import Renewal
 from app.renewals.picture import next_action, picture
-from app.services.methods import MethodFacts, load_methods
+from app.services.methods import MethodFacts, load_methods, read_methods
 from app.services.models import Service
 from app.services.schemas import (
     CurrentRenewal,
@@ -25,7 +27,7 @@ from app.services.schemas import (
 )
 
 
-def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
+def current_renewal(renewal: Renewal | Row[Any] | None) -> CurrentRenewal | None:
     if renewal is None:
         return None
     action = next_action(renewal)
@@ -43,9 +45,9 @@ def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
 
 
 def _out(
-    service: Service,
+    service: Service | Row[Any],
     method: MethodFacts | None,
-    renewal: Renewal | None,
+    renewal: Renewal | Row[Any] | None,
     settings: Settings,
     now: datetime,
 ) -> ServiceOut:
@@ -106,6 +108,27 @@ async def many(
             now,
         )
         for s in services
+    ]
+
+
+async def read_many(
+    session: AsyncSession, rows: Sequence[Row[Any]], *, settings: Settings, now: datetime
+) -> list[ServiceOut]:
+    """`many` for read-only routes, from rows of the services table: the methods' facts and
+    the current renewals come as rows too, and no model is built."""
+    methods = await read_methods(
+        session, {r.payment_method_id for r in rows if r.payment_method_id}
+    )
+    current = await renewals.current_rows(session, [(r.id, r.expires_at) for r in rows])
+    return [
+        _out(
+            r,
+            methods.get(r.payment_method_id) if r.payment_method_id else None,
+            current.get(r.id),
+            settings,
+            now,
+        )
+        for r in rows
     ]
 
 

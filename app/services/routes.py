@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import Instant
-from app.core.deps import AdminDep, CallerDep, ClockDep, SessionDep, SettingsDep
+from app.core.database import read_only
+from app.core.deps import AdminDep, CallerDep, ClockDep, ReaderDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, problem_responses
-from app.core.pagination import Page, PageDep, paginate
+from app.core.http import json_response
+from app.core.pagination import Page, PageDep, paginate, paginate_rows
 from app.runs.customer_act import after_customer_act
 from app.services import presenter, repository
 from app.services import service as rules
@@ -37,24 +40,29 @@ ServicePath = Annotated[ServiceId, Path(description="The id provisioning gave th
 
 @router.get("/services", response_model=Page[ServiceOut], responses=problem_responses(400, 401))
 async def list_my_services(
-    session: SessionDep,
+    reader: ReaderDep,
     caller: CallerDep,
     settings: SettingsDep,
     clock: ClockDep,
     page: PageDep,
     expiring_before: Instant | None = None,
     auto_renew: bool | None = None,
-) -> Page[ServiceOut]:
+) -> Response:
     query = repository.list_query(
-        customer_id=caller.customer_id, auto_renew=auto_renew, expiring_before=expiring_before
+        customer_id=caller.customer_id,
+        auto_renew=auto_renew,
+        expiring_before=expiring_before,
+        columns=True,
     )
-    rows, next_cursor = await paginate(
-        session, query, page, created_at=Service.created_at, row_id=Service.id
-    )
-    return Page(
-        data=await presenter.many(session, rows, settings=settings, now=clock.now()),
-        next_cursor=next_cursor,
-    )
+
+    async def read(session: AsyncSession) -> Page[ServiceOut]:
+        rows, next_cursor = await paginate_rows(
+            session, query, page, created_at=Service.created_at, row_id=Service.id
+        )
+        data = await presenter.read_many(session, rows, settings=settings, now=clock.now())
+        return Page(data=data, next_cursor=next_cursor)
+
+    return json_response(await read_only(reader, read))
 
 
 @router.get(

@@ -17,7 +17,7 @@ from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMetho
 from app.events.service import emit
 from app.services import repository, schedule
 from app.services.lead_time import next_charge_at
-from app.services.methods import MethodFacts, default_method, load_method
+from app.services.methods import MethodFacts, default_method, load_method, method_type
 from app.services.models import Service, ServiceChange
 from app.services.schemas import ServiceUpsert
 
@@ -110,7 +110,7 @@ async def upsert_service(
         if service.auto_renew:
             note("auto_renew", True, False, "customer changed")
         service.customer_id = body.customer_id
-        service.payment_method_id = None
+        service.payment_method_id = service.payment_method_type = None
         service.auto_renew = False
         schedule.renewal_changed(service, now)
     new_price = {"amount": body.price.amount, "currency": body.price.currency}
@@ -243,6 +243,7 @@ async def _assign(
         reason=reason,
     )
     service.payment_method_id = method_id
+    service.payment_method_type = await method_type(session, method_id)
     service.updated_at = now
     schedule.renewal_changed(service, now)
 
