@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, UTCDateTime
@@ -19,6 +19,7 @@ RENEWAL_STATUSES = (
     "refunded",  # collected, then taken back by the debtor (SEPA MD06 refund)
 )
 FINAL_STATUSES = ("succeeded", "failed", "canceled", "refunded")
+SEPA_DUE = text("status = 'scheduled' AND payment_method_type = 'sepa_debit'")
 
 
 class Renewal(Base):
@@ -37,6 +38,15 @@ class Renewal(Base):
         # then id, as a whole planning run shares one next_attempt_at), so a batch reads
         # its own rows and stops, instead of joining and sorting every due renewal.
         Index("ix_renewals_due", "status", "next_attempt_at", "id"),
+        # The SEPA cycle's scan: only the SEPA renewals waiting for their collection, so
+        # finding none reads nothing, however many card renewals are due.
+        Index(
+            "ix_renewals_sepa_due",
+            "next_attempt_at",
+            "id",
+            sqlite_where=SEPA_DUE,
+            postgresql_where=SEPA_DUE,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -47,6 +57,10 @@ class Renewal(Base):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     payment_method_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The type of the service's method (services.payment_method_type), set at planning and
+    # kept with the service's while the renewal may still be charged or collected
+    # (app/services/service.py `_assign`): what the SEPA cycle's index selects on.
+    payment_method_type: Mapped[str | None] = mapped_column(String(16), default=None)
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

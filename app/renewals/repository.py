@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -62,8 +73,9 @@ async def insert_or_revive(
     revived: dict[str, Any] = {
         column: statement.excluded[column]
         for column in (
-            "period_end", "amount", "currency", "payment_method_id", "status", "due_at",
-            "next_attempt_at", "failed_charge_count", "notified_at", "updated_at",
+            "period_end", "amount", "currency", "payment_method_id", "payment_method_type",
+            "status", "due_at", "next_attempt_at", "failed_charge_count", "notified_at",
+            "updated_at",
         )
     }  # fmt: skip
     revived |= {"failure_code": None, "failure_reason": None, "action_url": None}
@@ -153,6 +165,19 @@ async def current_rows(
         return {}
     result = await (await session.connection()).execute(_CURRENT, {"keys": list(services)})
     return {row.service_id: row for row in result}
+
+
+async def follow_method_type(
+    session: AsyncSession, service_id: str, method_type: str | None
+) -> None:
+    """The service's method changed: its renewals that may still be charged or collected
+    (a failed one may be retried) are routed by the new method's type."""
+    await session.execute(
+        update(Renewal)
+        .where(Renewal.service_id == service_id, Renewal.status.not_in(("succeeded", "refunded")))
+        .values(payment_method_type=method_type)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def current_of(

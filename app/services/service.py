@@ -15,6 +15,7 @@ from app.core.errors import Conflict, NotFound
 from app.core.settings import Settings
 from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMethodChangedData
 from app.events.service import emit
+from app.renewals import repository as renewals
 from app.services import repository, schedule
 from app.services.lead_time import next_charge_at
 from app.services.methods import MethodFacts, default_method, load_method, method_type
@@ -244,6 +245,7 @@ async def _assign(
     )
     service.payment_method_id = method_id
     service.payment_method_type = await method_type(session, method_id)
+    await renewals.follow_method_type(session, service.id, service.payment_method_type)
     service.updated_at = now
     schedule.renewal_changed(service, now)
 

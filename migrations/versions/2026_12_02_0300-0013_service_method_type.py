@@ -1,4 +1,4 @@
-"""service method type: each service keeps its payment method's type
+"""service method type: each service, and each of its renewals, keeps its method's type
 
 `services.payment_method_type` is the type (`card`, `sepa_debit`) of the method in
 `services.payment_method_id`, null when there is none. Planning needs the type for the
@@ -6,6 +6,11 @@ lead of every service whose time has come; reading it off the service saves a lo
 each page's methods by primary key, which at a million services cost as many buffers as
 the page itself. A method's type never changes, so the column changes only with the
 service's method (app/services/service.py `_assign`).
+
+`renewals.payment_method_type` is the same type, set at planning and kept with the
+service's while the renewal may still be charged or collected; `ix_renewals_sepa_due`
+holds the scheduled SEPA renewals only, so the SEPA cycle no longer reads every due card
+renewal to find none.
 
 Revision ID: 0013
 Revises: 0010
@@ -24,15 +29,32 @@ down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+SEPA_DUE = "status = 'scheduled' AND payment_method_type = 'sepa_debit'"
+
 
 def upgrade() -> None:
     # Plain ALTER TABLE on both backends: a batch rebuild could lose partial indexes.
     op.add_column("services", sa.Column("payment_method_type", sa.String(16), nullable=True))
+    op.add_column("renewals", sa.Column("payment_method_type", sa.String(16), nullable=True))
     op.execute(
         "UPDATE services SET payment_method_type = (SELECT m.type FROM payment_methods m "
         "WHERE m.id = services.payment_method_id) WHERE payment_method_id IS NOT NULL"
     )
+    op.execute(
+        "UPDATE renewals SET payment_method_type = (SELECT s.payment_method_type "
+        "FROM services s WHERE s.id = renewals.service_id) "
+        "WHERE status NOT IN ('succeeded', 'refunded')"
+    )
+    op.create_index(
+        "ix_renewals_sepa_due",
+        "renewals",
+        ["next_attempt_at", "id"],
+        sqlite_where=sa.text(SEPA_DUE),
+        postgresql_where=sa.text(SEPA_DUE),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_renewals_sepa_due", table_name="renewals")
+    op.drop_column("renewals", "payment_method_type")
     op.drop_column("services", "payment_method_type")

@@ -116,3 +116,41 @@ async def test_planning_repairs_a_service_written_without_the_type(
     async with sessionmaker() as session:
         planned = await session.scalar(select(Renewal.id).where(Renewal.service_id == "svc-sql"))
     assert planned is not None
+
+
+async def test_a_live_renewal_follows_the_new_method_type(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    settings: Settings,
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    # The SEPA cycle finds its renewals by the type the renewal keeps: one planned for a
+    # card whose service then pays by SEPA must be found there, not lost between the two.
+    now = clock.now()
+    async with sessionmaker() as session, session.begin():
+        card = await factories.card_method(session, "cus_1", now=now)
+        sepa = await factories.sepa_method(session, "cus_1", now=now)
+        await factories.service(
+            session, "cus_1", now=now, service_id="svc-r", method=card,
+            expires_in=timedelta(days=2),
+        )  # fmt: skip
+    await plan(sessionmaker, now, settings)
+
+    async def renewal_types() -> list[tuple[str, str | None]]:
+        async with sessionmaker() as session:
+            rows = await session.execute(
+                select(Renewal.status, Renewal.payment_method_type).where(
+                    Renewal.service_id == "svc-r"
+                )
+            )
+            return [(row[0], row[1]) for row in rows]
+
+    assert await renewal_types() == [("scheduled", "card")]
+    response = await client.put(
+        "/v1/services/svc-r/payment-method",
+        headers=auth("cus_1"),
+        json={"payment_method_id": sepa.id},
+    )
+    assert response.status_code == 200, response.text
+    assert [kind for _, kind in await renewal_types()] == ["sepa_debit"]
