@@ -4,7 +4,7 @@ the renewal engine uses (app/renewals/picture.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -93,22 +93,26 @@ def _out(
     )
 
 
+def _all_out(
+    services: Sequence[Service] | Sequence[Row[Any]],
+    methods: Mapping[str, MethodFacts],
+    current: Mapping[str, Renewal] | Mapping[str, Row[Any]],
+    settings: Settings,
+    now: datetime,
+) -> list[ServiceOut]:
+    return [
+        _out(s, methods.get(s.payment_method_id or ""), current.get(s.id), settings, now)
+        for s in services
+    ]
+
+
 async def many(
     session: AsyncSession, services: Sequence[Service], *, settings: Settings, now: datetime
 ) -> list[ServiceOut]:
     ids = {s.payment_method_id for s in services if s.payment_method_id is not None}
     methods = await load_methods(session, ids)
     current = await renewals.current_for(session, services)
-    return [
-        _out(
-            s,
-            methods.get(s.payment_method_id) if s.payment_method_id else None,
-            current.get(s.id),
-            settings,
-            now,
-        )
-        for s in services
-    ]
+    return _all_out(services, methods, current, settings, now)
 
 
 async def read_many(
@@ -116,20 +120,10 @@ async def read_many(
 ) -> list[ServiceOut]:
     """`many` for read-only routes, from rows of the services table: the methods' facts and
     the current renewals come as rows too, and no model is built."""
-    methods = await read_methods(
-        session, {r.payment_method_id for r in rows if r.payment_method_id}
-    )
+    ids = {r.payment_method_id for r in rows if r.payment_method_id}
+    methods = await read_methods(session, ids)
     current = await renewals.current_rows(session, [(r.id, r.expires_at) for r in rows])
-    return [
-        _out(
-            r,
-            methods.get(r.payment_method_id) if r.payment_method_id else None,
-            current.get(r.id),
-            settings,
-            now,
-        )
-        for r in rows
-    ]
+    return _all_out(rows, methods, current, settings, now)
 
 
 async def one(
