@@ -35,7 +35,7 @@ async def renewals_to_prenotify(
 ) -> list[tuple[Renewal, Service]]:
     """Scheduled renewals whose service pays by SEPA and whose (next) collection is due to
     be fixed. A renewal with an open collection has no `next_attempt_at`, so it is not here.
-    Along ix_renewals_sepa_due (the renewal keeps its service's method type), so due card
+    Along ix_renewals_method_due (the renewal keeps its service's method type), so due card
     renewals are not read; the join still checks the service's method as it is now."""
     method = aliased(PaymentMethod)
     query = (

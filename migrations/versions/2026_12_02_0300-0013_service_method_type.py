@@ -8,9 +8,9 @@ the page itself. A method's type never changes, so the column changes only with 
 service's method (app/services/service.py `_assign`).
 
 `renewals.payment_method_type` is the same type, set at planning and kept with the
-service's while the renewal may still be charged or collected; `ix_renewals_sepa_due`
-holds the scheduled SEPA renewals only, so the SEPA cycle no longer reads every due card
-renewal to find none.
+service's while the renewal may still be charged or collected; along
+`ix_renewals_method_due` the SEPA cycle reads the scheduled SEPA renewals only, instead of
+every due card renewal to find none.
 
 Revision ID: 0013
 Revises: 0010
@@ -29,8 +29,6 @@ down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SEPA_DUE = "status = 'scheduled' AND payment_method_type = 'sepa_debit'"
-
 
 def upgrade() -> None:
     # Plain ALTER TABLE on both backends: a batch rebuild could lose partial indexes.
@@ -46,15 +44,13 @@ def upgrade() -> None:
         "WHERE status NOT IN ('succeeded', 'refunded')"
     )
     op.create_index(
-        "ix_renewals_sepa_due",
+        "ix_renewals_method_due",
         "renewals",
-        ["next_attempt_at", "id"],
-        sqlite_where=sa.text(SEPA_DUE),
-        postgresql_where=sa.text(SEPA_DUE),
+        ["payment_method_type", "status", "next_attempt_at", "id"],
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_renewals_sepa_due", table_name="renewals")
+    op.drop_index("ix_renewals_method_due", table_name="renewals")
     op.drop_column("renewals", "payment_method_type")
     op.drop_column("services", "payment_method_type")
