@@ -92,6 +92,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         static_url=DOCS_ASSETS_URL,
         # Swagger UI would otherwise send the API description to its online validator.
         swagger_ui_parameters={"validatorUrl": None},
+        # The service's metrics are Prometheus' (/metrics). FastAPI's native OpenTelemetry
+        # looked for global providers nobody configures, in the environment, per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.clock = clock

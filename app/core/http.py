@@ -238,9 +238,18 @@ class JsonLogFormatter(logging.Formatter):
 
     _standard = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
+    _second, _time = -1, ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # One strftime per second, not per line: the access log writes one per request.
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._time = second, super().formatTime(record, "%Y-%m-%dT%H:%M:%S")
+        return self._time
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": self.formatTime(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
