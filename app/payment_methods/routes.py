@@ -14,12 +14,14 @@ from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
 from app.core.database import read_only
 from app.core.deps import (
+    BEARER_SECURITY,
     AdminDep,
     CallerDep,
     ClockDep,
     GatewayDep,
     SessionDep,
     SettingsDep,
+    caller_of,
 )
 from app.core.errors import problem_responses
 from app.core.http import json_response
@@ -187,10 +189,12 @@ async def get_card_setup(_caller: CallerDep, settings: SettingsDep) -> CardSetup
     "/payment-methods/{method_id}",
     response_model=PaymentMethodOut,
     responses=problem_responses(401, 404),
+    openapi_extra=BEARER_SECURITY,
 )
-async def get_payment_method(method_id: MethodId, request: Request, caller: CallerDep) -> Response:
-    # The read pool from app state rather than a dependency: each dependency FastAPI
-    # resolves costs the hottest read measurable time (bench/api.py).
+async def get_payment_method(method_id: MethodId, request: Request) -> Response:
+    # The bearer check and the read pool without dependencies: each one FastAPI resolves
+    # costs the hottest read measurable time (bench/api.py).
+    caller = caller_of(request)
     method = await read_only(
         request.app.state.reader,
         lambda session: read_method(session, caller.customer_id, method_id),
