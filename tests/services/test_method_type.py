@@ -5,7 +5,8 @@ it (by SQL) is repaired by planning rather than left unplanned."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select, update
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import FrozenClock
 from app.core.money import Money
 from app.core.settings import Settings
+from app.payment_methods.models import PaymentMethod
 from app.renewals.engine.plan import plan
 from app.renewals.models import Renewal
 from app.services import service as services
@@ -32,6 +34,19 @@ async def _stored(sessionmaker: async_sessionmaker[AsyncSession], *ids: str) -> 
         return [f"{row[1]}:{row[2]}" if row[1] else row[2] for row in rows]
 
 
+async def _card_and_sepa(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime, **service: Any
+) -> tuple[PaymentMethod, PaymentMethod]:
+    """cus_1's card and SEPA debit, and a service of cus_1 made with `service`'s arguments."""
+    async with sessionmaker() as session, session.begin():
+        card = await factories.card_method(session, "cus_1", now=now)
+        sepa = await factories.sepa_method(session, "cus_1", now=now)
+        if service:
+            method = card if service.pop("with_card", False) else None
+            await factories.service(session, "cus_1", now=now, method=method, **service)
+    return card, sepa
+
+
 async def test_every_change_of_method_keeps_the_type(
     client: httpx.AsyncClient,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -39,11 +54,9 @@ async def test_every_change_of_method_keeps_the_type(
     auth: Callable[..., dict[str, str]],
 ) -> None:
     now = clock.now()
+    card, sepa = await _card_and_sepa(sessionmaker, now, service_id="svc-a")
     async with sessionmaker() as session, session.begin():
-        card = await factories.card_method(session, "cus_1", now=now)
-        sepa = await factories.sepa_method(session, "cus_1", now=now)
-        for name in ("svc-a", "svc-b"):
-            await factories.service(session, "cus_1", now=now, service_id=name, method=None)
+        await factories.service(session, "cus_1", now=now, service_id="svc-b", method=None)
     headers = auth("cus_1")
 
     async def choose(service_id: str, method_id: str) -> None:
@@ -128,13 +141,9 @@ async def test_a_live_renewal_follows_the_new_method_type(
     # The SEPA cycle finds its renewals by the type the renewal keeps: one planned for a
     # card whose service then pays by SEPA must be found there, not lost between the two.
     now = clock.now()
-    async with sessionmaker() as session, session.begin():
-        card = await factories.card_method(session, "cus_1", now=now)
-        sepa = await factories.sepa_method(session, "cus_1", now=now)
-        await factories.service(
-            session, "cus_1", now=now, service_id="svc-r", method=card,
-            expires_in=timedelta(days=2),
-        )  # fmt: skip
+    _, sepa = await _card_and_sepa(
+        sessionmaker, now, service_id="svc-r", with_card=True, expires_in=timedelta(days=2)
+    )
     await plan(sessionmaker, now, settings)
 
     async def renewal_types() -> list[tuple[str, str | None]]:
