@@ -16,7 +16,7 @@ from app import __version__
 from app.api import mount_routes
 from app.core import migrations
 from app.core.clock import Clock, SystemClock
-from app.core.database import create_engine, create_sessionmaker
+from app.core.database import create_engine, create_reader, create_sessionmaker, dispose_reader
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
 from app.core.openapi import install_readable_names, operation_id
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reader = create_reader(engine, pool_size=settings.db_pool_size)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
         if sandbox is not None:
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             if sandbox is not None:
                 await sandbox.stop()
             await engine.dispose()
+            await dispose_reader(app.state.reader)
 
     # FastAPIOffline: /docs and /redoc load their scripts from the installed package, not
     # from a CDN, so the documentation works where only the service is reachable.
@@ -92,6 +94,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         static_url=DOCS_ASSETS_URL,
         # Swagger UI would otherwise send the API description to its online validator.
         swagger_ui_parameters={"validatorUrl": None},
+        # The service's metrics are Prometheus' (/metrics). FastAPI's native OpenTelemetry
+        # looked for global providers nobody configures, in the environment, per request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.clock = clock

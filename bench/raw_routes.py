@@ -1,18 +1,17 @@
-"""The app bench/api.py measures: the real one plus two customer reads over plain asyncpg.
+"""The baseline bench/api.py measures the real routes against: a minimal FastAPI app with
+two customer reads over plain asyncpg.
 
     GET /bench/raw/payment-methods/{id}   ~ GET /v1/payment-methods/{id}
     GET /bench/raw/services               ~ GET /v1/services (first page, no filters)
 
-Same bearer check (`verify_token`), same ownership filter, same queries (the method and
-then its mandate, as the ORM's selectinload does; the services page, then the methods they
-use and their current renewals), same renewal rules and the same JSON, but no SQLAlchemy,
-no dependency injection and no pydantic: what bench/api.py compares the real routes with,
-to show what the ORM/FastAPI stack costs. Plain Starlette routes, left out of the OpenAPI document.
-
-`create_bench_app` builds the product's app with `create_app` and adds these routes and
-their asyncpg pool to it, so the product itself has no benchmark code path:
-
-    uvicorn --factory bench.raw_routes:create_bench_app
+Same bearer check (`verify_token`, PyJWT), same ownership filter, the same reads (the method
+with its mandate's reference in one join; the services page, then the methods they use and
+their current renewals), the same renewal rules and byte-for-byte the same JSON; but no
+SQLAlchemy, no dependency injection, no pydantic and none of the product's middleware (the
+access log, metrics, body limits): the cost of the work itself, which bench/api.py compares
+the product's stack with. Its own process (`uvicorn --factory
+bench.raw_routes:create_raw_app`), so each side's CPU is read from its own /proc/<pid>/stat.
+The app's error handlers render 401/404 as the product does.
 
 Only what the benchmark seeds is covered: the raw method route never shows a `next_action`
 (the seeded methods are all validated), and the services route takes no query parameters.
@@ -32,38 +31,26 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
-from starlette.types import Scope
 
 from app.core.auth import Caller, verify_token
-from app.core.clock import Clock
-from app.core.errors import NotFound, Unauthorized
+from app.core.clock import Clock, SystemClock
+from app.core.errors import NotFound, Unauthorized, install_error_handlers
 from app.core.pagination import DEFAULT_LIMIT, encode_cursor
 from app.core.settings import ConfigurationError, Settings, get_settings
-from app.main import create_app
 from app.renewals.picture import next_action, picture
 from app.services.methods import MethodFacts, card_valid_until
 
 # All columns, as the ORM loads them.
-METHOD = "SELECT * FROM payment_methods WHERE customer_id = $1 AND id = $2"
-MANDATES = "SELECT * FROM mandates WHERE payment_method_id = ANY($1)"
+METHOD = (
+    "SELECT p.*, m.reference AS mandate_reference FROM payment_methods p "
+    "LEFT JOIN mandates m ON m.payment_method_id = p.id WHERE p.customer_id = $1 AND p.id = $2"
+)
 SERVICES = "SELECT * FROM services WHERE customer_id = $1 ORDER BY created_at, id LIMIT $2"
 METHODS = "SELECT * FROM payment_methods WHERE id = ANY($1)"
 CURRENT_RENEWALS = (
     "SELECT * FROM renewals WHERE (service_id, period_start) IN "
     "(SELECT * FROM unnest($1::text[], $2::timestamptz[]))"
 )
-
-
-class BenchRoute(Route):
-    """A Starlette route that leaves itself in the scope, as FastAPI's routes do, so the
-    edge's metrics and access log name its template rather than `unmatched`."""
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        match, child_scope = super().matches(scope)
-        if match is Match.FULL:
-            child_scope["route"] = self
-        return match, child_scope
 
 
 @dataclass(frozen=True)
@@ -116,9 +103,7 @@ def _caller(request: Request) -> Caller:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer token is required.", code="missing_token")
-    caller = verify_token(token, request.app.state.settings)
-    request.state.caller_id = caller.customer_id
-    return caller
+    return verify_token(token, request.app.state.settings)
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -126,7 +111,7 @@ def _pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
-def _method_json(row: asyncpg.Record, mandate_reference: str | None) -> dict[str, Any]:
+def _method_json(row: asyncpg.Record) -> dict[str, Any]:
     sepa = card = None
     if row["type"] == "sepa_debit":
         sepa = {
@@ -137,7 +122,7 @@ def _method_json(row: asyncpg.Record, mandate_reference: str | None) -> dict[str
             "bic": row["bic"],
             "bank_name": row["bank_name"],
             "account_holder_name": row["account_holder_name"] or "",
-            "mandate_reference": mandate_reference,
+            "mandate_reference": row["mandate_reference"],
         }
     else:
         card = {
@@ -168,13 +153,10 @@ async def raw_payment_method(request: Request) -> Response:
     caller = _caller(request)
     method_id = request.path_params["method_id"]
     pool = _pool(request)
-    async with pool.acquire() as connection:
-        row = await connection.fetchrow(METHOD, caller.customer_id, method_id)
-        if row is None:
-            raise NotFound("No such payment method.", code="payment_method_not_found")
-        mandates = await connection.fetch(MANDATES, [row["id"]])
-    reference = mandates[0]["reference"] if mandates else None
-    return _json(200, _method_json(row, reference))
+    row = await pool.fetchrow(METHOD, caller.customer_id, method_id)
+    if row is None:
+        raise NotFound("No such payment method.", code="payment_method_not_found")
+    return _json(200, _method_json(row))
 
 
 def _facts(row: asyncpg.Record) -> MethodFacts:
@@ -292,18 +274,12 @@ async def raw_services(request: Request) -> Response:
     return _json(200, {"data": data, "next_cursor": next_cursor})
 
 
-def mount_raw_routes(app: FastAPI) -> None:
-    app.router.routes.append(
-        BenchRoute("/bench/raw/payment-methods/{method_id}", raw_payment_method, methods=["GET"])
-    )
-    app.router.routes.append(BenchRoute("/bench/raw/services", raw_services, methods=["GET"]))
-
-
 async def open_bench_pool(settings: Settings) -> asyncpg.Pool:
-    """The raw routes' connections: as many as the ORM's engine may open (pool + overflow)."""
+    """As many connections as the product's read pool (AUTORENEW_DB_POOL_SIZE): on a busy
+    database a side with more connections waits less for one, whatever its code costs."""
     dsn = make_url(settings.database_url).set(drivername="postgresql")
     return await asyncpg.create_pool(
-        dsn.render_as_string(hide_password=False), min_size=1, max_size=2 * settings.db_pool_size
+        dsn.render_as_string(hide_password=False), min_size=1, max_size=settings.db_pool_size
     )
 
 
@@ -319,23 +295,23 @@ def refuse_unsuitable(settings: Settings) -> None:
         raise ConfigurationError("; ".join(problems))
 
 
-def create_bench_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """The product's app as `create_app` builds it, with the raw routes mounted beside it
-    (outside /v1/ and the OpenAPI document) and their pool opened inside its lifespan."""
+def create_raw_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """The baseline: FastAPI, the product's error handlers, the two raw routes, a pool."""
     settings = settings or get_settings()
     refuse_unsuitable(settings)
-    app = create_app(settings, clock=clock)
-    product_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with product_lifespan(app):
-            app.state.bench_pool = await open_bench_pool(settings)
-            try:
-                yield
-            finally:
-                await app.state.bench_pool.close()
+        app.state.bench_pool = await open_bench_pool(settings)
+        try:
+            yield
+        finally:
+            await app.state.bench_pool.close()
 
-    app.router.lifespan_context = lifespan
-    mount_raw_routes(app)
+    app = FastAPI(lifespan=lifespan, openapi_url=None)
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    install_error_handlers(app)
+    app.add_api_route("/bench/raw/payment-methods/{method_id}", raw_payment_method)
+    app.add_api_route("/bench/raw/services", raw_services)
     return app

@@ -131,7 +131,8 @@ async def seed(database_url: str, cards: list[tuple[str, str]], count: int) -> N
                         "name": f"hosting {index}", "status": "active", "expires_at": expires,
                         "expiry_anchor_day": expires.day, "period_months": 12,
                         "price_amount": 1299, "price_currency": "EUR", "auto_renew": True,
-                        "payment_method_id": f"pm_bench_{card}", "created_at": now,
+                        "payment_method_id": f"pm_bench_{card}", "payment_method_type": "card",
+                        "created_at": now,
                         "updated_at": now,
                         # Planned already (the renewal below): nothing for planning to do.
                         "renewal_notice_at": None, "expiry_reminder_at": None,

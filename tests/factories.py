@@ -96,6 +96,6 @@ async def service(
         now=now,
     )
     if method is not None:
-        row.payment_method_id = method.id
+        row.payment_method_id, row.payment_method_type = method.id, method.type
     await session.flush()
     return row

@@ -118,6 +118,7 @@ async def seed_services(
                 "price_currency": "EUR",
                 "auto_renew": True,
                 "payment_method_id": f"pm_replica_{card}",
+                "payment_method_type": "card",
                 "created_at": now,
                 "updated_at": now,
             }

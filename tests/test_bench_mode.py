@@ -1,5 +1,5 @@
-"""The benchmark's raw baseline routes (bench/raw_routes.py): never in the product's app,
-never built for production, and they answer exactly what the real routes answer (or the
+"""The benchmark's raw baseline app (bench/raw_routes.py): never in the product's app,
+never built for production, and it answers exactly what the real routes answer (or the
 benchmark would compare unlike work)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
 from app.core.settings import ConfigurationError, Settings
-from bench.raw_routes import create_bench_app
+from bench.raw_routes import create_raw_app
 from tests import factories
 from tests.test_settings import SAFE
 
@@ -29,12 +29,12 @@ async def test_the_product_app_has_no_raw_routes(
 
 def test_production_refuses_the_bench_app() -> None:
     with pytest.raises(ConfigurationError, match="not for production"):
-        create_bench_app(Settings(env="production", **SAFE))
+        create_raw_app(Settings(env="production", **SAFE))
 
 
 def test_the_bench_app_needs_postgresql() -> None:
     with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
-        create_bench_app(Settings(database_url="sqlite+aiosqlite:///x.db"))
+        create_raw_app(Settings(database_url="sqlite+aiosqlite:///x.db"))
 
 
 async def test_raw_routes_answer_what_the_real_routes_answer(
@@ -57,24 +57,26 @@ async def test_raw_routes_answer_what_the_real_routes_answer(
                 method=(card, sepa, None)[index % 3], kind=("domain", "hosting")[index % 2],
             )  # fmt: skip
         await factories.service(session, "cus_2", now=now, method=None)
-    app = create_bench_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            pairs = [
-                ("/v1/services", "/bench/raw/services"),
-                (f"/v1/payment-methods/{card.id}", f"/bench/raw/payment-methods/{card.id}"),
-                (f"/v1/payment-methods/{sepa.id}", f"/bench/raw/payment-methods/{sepa.id}"),
-            ]
-            for real, raw in pairs:
-                expected = await client.get(real, headers=auth("cus_1"))
-                answered = await client.get(raw, headers=auth("cus_1"))
-                assert expected.status_code == answered.status_code == 200
-                assert answered.json() == expected.json()
-            # Another customer's method is not found; no token is refused.
-            other = await client.get(raw, headers=auth("cus_2"))
-            assert other.status_code == 404
-            assert other.json()["code"] == "payment_method_not_found"
-            anonymous = await client.get("/bench/raw/services")
-            assert anonymous.status_code == 401
-            assert app.openapi()["paths"].keys() == make_app().openapi()["paths"].keys()
+    product, baseline = make_app(), create_raw_app(settings, clock=clock)
+    async with (
+        product.router.lifespan_context(product),
+        baseline.router.lifespan_context(baseline),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=product), base_url="http://t") as real,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=baseline), base_url="http://t") as raw,
+    ):
+        pairs = [
+            ("/v1/services", "/bench/raw/services"),
+            (f"/v1/payment-methods/{card.id}", f"/bench/raw/payment-methods/{card.id}"),
+            (f"/v1/payment-methods/{sepa.id}", f"/bench/raw/payment-methods/{sepa.id}"),
+        ]
+        for real_path, raw_path in pairs:
+            expected = await real.get(real_path, headers=auth("cus_1"))
+            answered = await raw.get(raw_path, headers=auth("cus_1"))
+            assert expected.status_code == answered.status_code == 200
+            assert answered.content == expected.content  # byte for byte
+        # Another customer's method is not found; no token is refused.
+        other = await raw.get(raw_path, headers=auth("cus_2"))
+        assert other.status_code == 404
+        assert other.json()["code"] == "payment_method_not_found"
+        anonymous = await raw.get("/bench/raw/services")
+        assert anonymous.status_code == 401

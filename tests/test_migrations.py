@@ -79,3 +79,41 @@ async def _indexes(url: str, table: str) -> set[str]:
             return {index["name"] for index in indexes if index["name"]}
     finally:
         await engine.dispose()
+
+
+async def test_services_get_their_method_type_on_upgrade(
+    scratch_database: Callable[[], Any],
+) -> None:
+    url = await scratch_database()
+    engine = create_engine(url)
+    now = {"now": datetime.now(UTC)}
+    try:
+        await migrations.upgrade(engine, "0010")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO payment_methods (id, customer_id, type, status, is_default,"
+                    " created_at, updated_at) VALUES ('pm_s', 'cus_1', 'sepa_debit',"
+                    " 'validated', false, :now, :now)"
+                ),
+                now,
+            )
+            for service_id, method in (("svc-1", "pm_s"), ("svc-2", None)):
+                await connection.execute(
+                    text(
+                        "INSERT INTO services (id, customer_id, kind, name, status, expires_at,"
+                        " expiry_anchor_day, period_months, price_amount, price_currency,"
+                        " auto_renew, payment_method_id, created_at, updated_at) VALUES"
+                        " (:id, 'cus_1', 'domain', 'x', 'active', :now, 1, 12,"
+                        " 1000, 'EUR', true, :method, :now, :now)"
+                    ),
+                    {**now, "id": service_id, "method": method},
+                )
+        await migrations.upgrade(engine)
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT id, payment_method_type FROM services ORDER BY id")
+            )
+            assert [tuple(row) for row in rows] == [("svc-1", "sepa_debit"), ("svc-2", None)]
+    finally:
+        await engine.dispose()

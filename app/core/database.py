@@ -6,13 +6,14 @@ replicas). Differences between the two are handled here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -57,6 +58,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=None)
         return value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # asyncpg reads timestamptz as aware datetimes in UTC already: nothing to do per
+        # value (a page of services carries a hundred of them).
+        if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -84,25 +92,91 @@ def _sqlite_begin_before_savepoint(connection: Any, _name: str) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+# A pooled PostgreSQL connection is replaced after this long, so one the network or a
+# proxy dropped silently does not wait in the pool for ever.
+POOL_RECYCLE_SECONDS = 1800
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # No ping per checkout (it cost three round trips per request: BEGIN, `;`, ROLLBACK).
+    # A connection whose server end went away (restart, terminated backend) is usually
+    # known closed to asyncpg by the time it is checked out again, for free: the pool then
+    # drops it and hands out another. One that dies unnoticed fails its first statement,
+    # which invalidates the pool; `read_only` runs a read once more on a new connection.
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled connection was closed by the server")
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
-    return create_async_engine(
+    # Up to twice `pool_size` connections, each kept once opened: an overflow connection
+    # is closed as soon as it is returned, so a burst beyond `pool_size` made every request
+    # open a new connection (a handshake, and asyncpg's statements prepared again).
+    engine = create_async_engine(
         url,
         echo=echo,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_size=2 * pool_size,
+        max_overflow=0,
+        pool_recycle=POOL_RECYCLE_SECONDS,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after the commit that the request
     # dependency performs, so responses can be built from them without another query.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def create_reader(engine: AsyncEngine, *, pool_size: int = 10) -> async_sessionmaker[AsyncSession]:
+    """Sessions for routes that only read: no transaction around their statements.
+
+    On PostgreSQL each statement of a read-committed transaction sees its own snapshot
+    anyway, so BEGIN and COMMIT around a read bought nothing but two round trips. The
+    reads get a pool of their own whose connections are in autocommit from the start:
+    the same engine switched per checkout (`execution_options(isolation_level=…)`) paid
+    for the switch and its reset on every request. SQLite keeps the writers' engine and
+    its transactions (its driver opens none for a SELECT)."""
+    if engine.dialect.name == "sqlite":
+        return create_sessionmaker(engine)
+    reader = create_async_engine(
+        engine.url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_recycle=POOL_RECYCLE_SECONDS,
+        isolation_level="AUTOCOMMIT",
+    )
+    event.listen(reader.sync_engine.pool, "checkout", _refuse_closed)
+    return create_sessionmaker(reader)
+
+
+async def dispose_reader(reader: async_sessionmaker[AsyncSession]) -> None:
+    bind = reader.kw["bind"]
+    if isinstance(bind, AsyncEngine):
+        await bind.dispose()
+
+
+T = TypeVar("T")
+
+
+async def read_only(
+    reader: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """`work(session)` on a reader session. A read writes nothing, so when its pooled
+    connection turns out dead on first use it runs once more, on a fresh connection."""
+    for attempt in (1, 2):
+        async with reader() as session:
+            try:
+                return await work(session)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

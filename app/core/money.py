@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
-def _iso_currency(code: str) -> str:
+@functools.lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
     # pycountry ships the ISO 4217 list (it comes with schwifty); testing codes like XTS
-    # and the precious metals are in it too, and are refused as prices.
-    if pycountry.currencies.get(alpha_3=code) is None or code.startswith("X"):
+    # and the precious metals are in it too, and are refused as prices. Remembered: every
+    # amount in every response is checked here, and the list never changes.
+    return pycountry.currencies.get(alpha_3=code) is not None and not code.startswith("X")
+
+
+def _iso_currency(code: str) -> str:
+    if not _known_currency(code):
         raise ValueError(f"{code!r} is not an ISO 4217 currency code")
     return code
 

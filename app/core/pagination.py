@@ -24,7 +24,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Row, Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -36,6 +36,7 @@ MAX_LIMIT = 100
 
 T = TypeVar("T")
 M = TypeVar("M")
+R = TypeVar("R")
 
 
 class Page(BaseModel, Generic[T]):
@@ -84,6 +85,33 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, row_id
 
 
+def _page_query(
+    query: Select[Any],
+    page: PageParams,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+) -> Select[Any]:
+    if page.cursor is not None:
+        after_time, after_id = decode_cursor(page.cursor)
+        query = query.where(
+            or_(created_at > after_time, and_(created_at == after_time, row_id > after_id))
+        )
+    return query.order_by(created_at, row_id).limit(page.limit + 1)
+
+
+def _cut(
+    rows: list[R],
+    page: PageParams,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+) -> tuple[list[R], str | None]:
+    if len(rows) <= page.limit:
+        return rows, None
+    rows = rows[: page.limit]
+    last: Any = rows[-1]
+    return rows, encode_cursor(getattr(last, created_at.key), getattr(last, row_id.key))
+
+
 async def paginate(
     session: AsyncSession,
     query: Select[tuple[M]],
@@ -97,15 +125,20 @@ async def paginate(
     `created_at` and `row_id` are the model's columns to order by; index them together
     with the list's filter column (e.g. customer_id, created_at, id).
     """
-    if page.cursor is not None:
-        after_time, after_id = decode_cursor(page.cursor)
-        query = query.where(
-            or_(created_at > after_time, and_(created_at == after_time, row_id > after_id))
-        )
-    query = query.order_by(created_at, row_id).limit(page.limit + 1)
-    rows = list((await session.scalars(query)).all())
-    if len(rows) <= page.limit:
-        return rows, None
-    rows = rows[: page.limit]
-    last: Any = rows[-1]
-    return rows, encode_cursor(getattr(last, created_at.key), getattr(last, row_id.key))
+    query = _page_query(query, page, created_at, row_id)
+    return _cut(list((await session.scalars(query)).all()), page, created_at, row_id)
+
+
+async def paginate_rows(
+    session: AsyncSession,
+    query: Select[Any],
+    page: PageParams,
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    row_id: InstrumentedAttribute[str],
+) -> tuple[Sequence[Row[Any]], str | None]:
+    """`paginate` for a query of a table's columns: rows, and no models built."""
+    query = _page_query(query, page, created_at, row_id)
+    # On the session's connection: Core rows, without the ORM's result machinery.
+    connection = await session.connection()
+    return _cut(list((await connection.execute(query)).all()), page, created_at, row_id)

@@ -7,8 +7,9 @@ written once: another customer's method is simply not found.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -37,6 +38,31 @@ async def get_owned(
         # SQLite has a single writer anyway).
         query = query.with_for_update(of=PaymentMethod)
     return (await session.scalars(query)).first()
+
+
+# A customer's read of one method, in one statement: the method's columns and its mandate's
+# reference (built once; bound per call).
+_OWNED_ROW = (
+    select(PaymentMethod.__table__, Mandate.reference.label("mandate_reference"))
+    .select_from(
+        PaymentMethod.__table__.outerjoin(
+            Mandate.__table__, Mandate.payment_method_id == PaymentMethod.id
+        )
+    )
+    .where(
+        PaymentMethod.customer_id == bindparam("customer_id"),
+        PaymentMethod.id == bindparam("method_id"),
+    )
+)
+
+
+async def owned_row(session: AsyncSession, customer_id: str, method_id: str) -> Row[Any] | None:
+    """The method's columns plus `mandate_reference`, without building a model."""
+    connection = await session.connection()  # Core rows, without the ORM's result machinery
+    result = await connection.execute(
+        _OWNED_ROW, {"customer_id": customer_id, "method_id": method_id}
+    )
+    return result.first()
 
 
 async def find_live_by_fingerprint(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictInt
+from sqlalchemy import Row
 
 from app.core.unions import TaggedUnion
 from app.payment_methods.models import PaymentMethod, PaymentMethodStatus
@@ -165,13 +166,16 @@ class PaymentMethodOut(BaseModel):
 
     @classmethod
     def of(
-        cls, method: PaymentMethod, next_action: PaymentMethodNextAction | None = None
+        cls,
+        method: PaymentMethod | Row[Any],
+        next_action: PaymentMethodNextAction | None = None,
+        *,
+        mandate_reference: str | None,
     ) -> PaymentMethodOut:
+        """From the model, or from a row of the table's columns (app/payment_methods/reads.py)."""
         sepa = card = None
         if method.type == "sepa_debit":
             assert method.iban_masked and method.iban_last4 and method.iban_country
-            # The repository loads the mandate with every SEPA method (lazy loads are off).
-            mandate = method.mandate
             sepa = SepaDebitOut(
                 iban=method.iban_masked,
                 last4=method.iban_last4,
@@ -180,7 +184,7 @@ class PaymentMethodOut(BaseModel):
                 bic=method.bic,
                 bank_name=method.bank_name,
                 account_holder_name=method.account_holder_name or "",
-                mandate_reference=mandate.reference if mandate is not None else None,
+                mandate_reference=mandate_reference,
             )
         else:
             card = CardOut(

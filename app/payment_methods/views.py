@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import NotFound
 from app.core.settings import Settings
+from app.payment_methods import repository
 from app.payment_methods.declines import told_to_customer
 from app.payment_methods.models import (
     Mandate,
@@ -60,11 +64,32 @@ def method_out(
     /validate gives the current one). `precise`: an admin's view, with the card's exact
     failure code (customers see only what they can act on: app/payment_methods/declines.py)."""
     if method.type != "card":
-        return PaymentMethodOut.of(method, _next_action(method))
-    out = PaymentMethodOut.of(method, _three_d_secure(method, action_url))
+        # The repository loads the mandate with every SEPA method (lazy loads are off).
+        mandate = method.mandate
+        reference = mandate.reference if mandate is not None else None
+        return PaymentMethodOut.of(method, _next_action(method), mandate_reference=reference)
+    out = PaymentMethodOut.of(method, _three_d_secure(method, action_url), mandate_reference=None)
     if precise:
         return out
     return out.model_copy(update={"failure_code": told_to_customer(method.failure_code)})
+
+
+async def read_method(session: AsyncSession, customer_id: str, method_id: str) -> PaymentMethodOut:
+    """GET /v1/payment-methods/{id}: one statement and no model, the usual case. A SEPA
+    method still waiting for its mandate shows the mandate's text to accept: that one is
+    built from the models, as `method_out` does after registering."""
+    row = await repository.owned_row(session, customer_id, method_id)
+    if row is None:
+        raise NotFound("No such payment method.", code="payment_method_not_found")
+    if row.type == "sepa_debit" and row.status == PaymentMethodStatus.REQUIRES_ACTION:
+        method = await repository.get_owned(session, customer_id, method_id)
+        if method is not None:
+            return method_out(method)
+    # A card waiting for 3-D Secure shows no URL when read (see method_out).
+    out = PaymentMethodOut.of(row, mandate_reference=row.mandate_reference)
+    if row.type != "card":
+        return out
+    return out.model_copy(update={"failure_code": told_to_customer(row.failure_code)})
 
 
 def methods_out(

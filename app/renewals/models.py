@@ -37,6 +37,11 @@ class Renewal(Base):
         # then id, as a whole planning run shares one next_attempt_at), so a batch reads
         # its own rows and stops, instead of joining and sorting every due renewal.
         Index("ix_renewals_due", "status", "next_attempt_at", "id"),
+        # The SEPA cycle's scan: scheduled SEPA renewals in due order, so finding none
+        # reads nothing, however many card renewals are due. Not a partial index: the
+        # planner proves a partial one usable only from literal values, and with stale
+        # statistics it preferred ix_renewals_due (reading every due card renewal).
+        Index("ix_renewals_method_due", "payment_method_type", "status", "next_attempt_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -47,6 +52,10 @@ class Renewal(Base):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     payment_method_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The type of the service's method (services.payment_method_type), set at planning and
+    # kept with the service's while the renewal may still be charged or collected
+    # (app/services/service.py `_assign`): what the SEPA cycle's index selects on.
+    payment_method_type: Mapped[str | None] = mapped_column(String(16), default=None)
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -23,8 +34,8 @@ async def services_to_plan(
     payment method's type, which decides the lead. Along ix_services_renewal_notice: the
     caller moves each row out of the range (a later time, or none), so every page starts
     at the front and reads only what is due. On PostgreSQL replicas take disjoint pages.
-    The types come by primary key afterwards: a join let the planner hash the whole
-    payment_methods table for a page of 500."""
+    The type is the one stored on the service; a row written without it (by hand, by SQL)
+    gets it looked up here and stored."""
     query = (
         select(Service)
         .where(Service.renewal_notice_at <= now)
@@ -34,14 +45,17 @@ async def services_to_plan(
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     services = list((await session.execute(query)).scalars())
-    wanted = {s.payment_method_id for s in services if s.payment_method_id is not None}
-    types: dict[str, str] = {}
-    if wanted:
+    untyped = [s for s in services if s.payment_method_id and s.payment_method_type is None]
+    if untyped:
         rows = await session.execute(
-            select(PaymentMethod.id, PaymentMethod.type).where(PaymentMethod.id.in_(wanted))
+            select(PaymentMethod.id, PaymentMethod.type).where(
+                PaymentMethod.id.in_({s.payment_method_id for s in untyped})
+            )
         )
         types = {row[0]: row[1] for row in rows.all()}
-    return [(s, types.get(s.payment_method_id or "")) for s in services]
+        for service in untyped:
+            service.payment_method_type = types.get(service.payment_method_id or "")
+    return [(s, s.payment_method_type if s.payment_method_id else None) for s in services]
 
 
 async def insert_or_revive(
@@ -59,8 +73,9 @@ async def insert_or_revive(
     revived: dict[str, Any] = {
         column: statement.excluded[column]
         for column in (
-            "period_end", "amount", "currency", "payment_method_id", "status", "due_at",
-            "next_attempt_at", "failed_charge_count", "notified_at", "updated_at",
+            "period_end", "amount", "currency", "payment_method_id", "payment_method_type",
+            "status", "due_at", "next_attempt_at", "failed_charge_count", "notified_at",
+            "updated_at",
         )
     }  # fmt: skip
     revived |= {"failure_code": None, "failure_reason": None, "action_url": None}
@@ -134,6 +149,35 @@ async def current_for(session: AsyncSession, services: Sequence[Service]) -> dic
         )
     )
     return {renewal.service_id: renewal for renewal in (await session.execute(query)).scalars()}
+
+
+# The current renewal of each service, for reads that build no models.
+_CURRENT = select(Renewal.__table__).where(
+    tuple_(Renewal.service_id, Renewal.period_start).in_(bindparam("keys", expanding=True))
+)
+
+
+async def current_rows(
+    session: AsyncSession, services: Sequence[tuple[str, datetime]]
+) -> dict[str, Row[Any]]:
+    """`current_for` as rows, for (service id, expiry) pairs: for read-only routes."""
+    if not services:
+        return {}
+    result = await (await session.connection()).execute(_CURRENT, {"keys": list(services)})
+    return {row.service_id: row for row in result}
+
+
+async def follow_method_type(
+    session: AsyncSession, service_id: str, method_type: str | None
+) -> None:
+    """The service's method changed: its renewals that may still be charged or collected
+    (a failed one may be retried) are routed by the new method's type."""
+    await session.execute(
+        update(Renewal)
+        .where(Renewal.service_id == service_id, Renewal.status.not_in(("succeeded", "refunded")))
+        .values(payment_method_type=method_type)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def current_of(

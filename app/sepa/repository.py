@@ -34,7 +34,9 @@ async def renewals_to_prenotify(
     session: AsyncSession, *, now: datetime, limit: int
 ) -> list[tuple[Renewal, Service]]:
     """Scheduled renewals whose service pays by SEPA and whose (next) collection is due to
-    be fixed. A renewal with an open collection has no `next_attempt_at`, so it is not here."""
+    be fixed. A renewal with an open collection has no `next_attempt_at`, so it is not here.
+    Along ix_renewals_method_due (the renewal keeps its service's method type), so due card
+    renewals are not read; the join still checks the service's method as it is now."""
     method = aliased(PaymentMethod)
     query = (
         select(Renewal, Service)
@@ -42,6 +44,7 @@ async def renewals_to_prenotify(
         .join(method, method.id == Service.payment_method_id)
         .where(
             Renewal.status == "scheduled",
+            Renewal.payment_method_type == "sepa_debit",
             Renewal.next_attempt_at <= now,
             method.type == "sepa_debit",
         )

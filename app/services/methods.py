@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.payment_methods.models import PaymentMethod
@@ -39,7 +40,7 @@ def card_valid_until(exp_month: int, exp_year: int) -> datetime:
     return datetime(exp_year, exp_month + 1, 1, tzinfo=UTC)
 
 
-def facts(method: PaymentMethod) -> MethodFacts:
+def facts(method: PaymentMethod | Row[Any]) -> MethodFacts:
     if method.type == "card":
         valid_until = (
             card_valid_until(method.card_exp_month, method.card_exp_year)
@@ -73,12 +74,45 @@ async def load_method(
     return facts(method) if method else None
 
 
+async def method_type(session: AsyncSession, method_id: str | None) -> str | None:
+    """The type of a method, for `Service.payment_method_type` (from the session's identity
+    map when the method was loaded already, as it is when it was just checked)."""
+    if method_id is None:
+        return None
+    method = await session.get(PaymentMethod, method_id)
+    return method.type if method is not None else None
+
+
 async def load_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, MethodFacts]:
     wanted = set(ids)
     if not wanted:
         return {}
     rows = await session.execute(select(PaymentMethod).where(PaymentMethod.id.in_(wanted)))
     return {method.id: facts(method) for method in rows.scalars()}
+
+
+# What `facts` reads, for reads that build no models (built once; the ids bound per call).
+_FACTS = select(
+    PaymentMethod.id,
+    PaymentMethod.type,
+    PaymentMethod.status,
+    PaymentMethod.card_brand,
+    PaymentMethod.card_last4,
+    PaymentMethod.card_exp_month,
+    PaymentMethod.card_exp_year,
+    PaymentMethod.iban_masked,
+    PaymentMethod.iban_last4,
+).where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
+
+
+async def read_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, MethodFacts]:
+    """`load_methods` for read-only routes: the columns `facts` needs, no models (which
+    in a unit of work would show its own unflushed changes; a read has none)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await (await session.connection()).execute(_FACTS, {"ids": list(wanted)})
+    return {row.id: facts(row) for row in rows}
 
 
 async def default_method(session: AsyncSession, *, customer_id: str) -> MethodFacts | None:

@@ -77,6 +77,9 @@ class Service(Base):
     payment_method_id: Mapped[str | None] = mapped_column(
         ForeignKey("payment_methods.id"), index=True, default=None
     )
+    # The type of that method (`card`, `sepa_debit`; a method's type never changes), set
+    # with it (app/services/service.py `_assign`): planning reads the lead from it.
+    payment_method_type: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -4,9 +4,11 @@ the renewal engine uses (app/renewals/picture.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.money import Money
@@ -15,7 +17,7 @@ from app.renewals import repository as renewals
 from app.renewals.models import Renewal
 from app.renewals.picture import next_action, picture
 from app.renewals.reasons import told_to_customer
-from app.services.methods import MethodFacts, load_methods
+from app.services.methods import MethodFacts, load_methods, read_methods
 from app.services.models import Service
 from app.services.schemas import (
     CurrentRenewal,
@@ -26,7 +28,7 @@ from app.services.schemas import (
 )
 
 
-def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
+def current_renewal(renewal: Renewal | Row[Any] | None) -> CurrentRenewal | None:
     if renewal is None:
         return None
     action = next_action(renewal)
@@ -46,9 +48,9 @@ def current_renewal(renewal: Renewal | None) -> CurrentRenewal | None:
 
 
 def _out(
-    service: Service,
+    service: Service | Row[Any],
     method: MethodFacts | None,
-    renewal: Renewal | None,
+    renewal: Renewal | Row[Any] | None,
     settings: Settings,
     now: datetime,
 ) -> ServiceOut:
@@ -94,22 +96,37 @@ def _out(
     )
 
 
+def _all_out(
+    services: Sequence[Service] | Sequence[Row[Any]],
+    methods: Mapping[str, MethodFacts],
+    current: Mapping[str, Renewal] | Mapping[str, Row[Any]],
+    settings: Settings,
+    now: datetime,
+) -> list[ServiceOut]:
+    return [
+        _out(s, methods.get(s.payment_method_id or ""), current.get(s.id), settings, now)
+        for s in services
+    ]
+
+
 async def many(
     session: AsyncSession, services: Sequence[Service], *, settings: Settings, now: datetime
 ) -> list[ServiceOut]:
     ids = {s.payment_method_id for s in services if s.payment_method_id is not None}
     methods = await load_methods(session, ids)
     current = await renewals.current_for(session, services)
-    return [
-        _out(
-            s,
-            methods.get(s.payment_method_id) if s.payment_method_id else None,
-            current.get(s.id),
-            settings,
-            now,
-        )
-        for s in services
-    ]
+    return _all_out(services, methods, current, settings, now)
+
+
+async def read_many(
+    session: AsyncSession, rows: Sequence[Row[Any]], *, settings: Settings, now: datetime
+) -> list[ServiceOut]:
+    """`many` for read-only routes, from rows of the services table: the methods' facts and
+    the current renewals come as rows too, and no model is built."""
+    ids = {r.payment_method_id for r in rows if r.payment_method_id}
+    methods = await read_methods(session, ids)
+    current = await renewals.current_rows(session, [(r.id, r.expires_at) for r in rows])
+    return _all_out(rows, methods, current, settings, now)
 
 
 async def one(

@@ -88,7 +88,7 @@ async def upsert_service(
         if service.auto_renew:
             note("auto_renew", True, False, "customer changed")
         service.customer_id = body.customer_id
-        service.payment_method_id = None
+        service.payment_method_id = service.payment_method_type = None
         service.auto_renew = False
         schedule.renewal_changed(service, now)
     new_price = {"amount": body.price.amount, "currency": body.price.currency}

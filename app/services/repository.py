@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.services.models import AppliedSettings, Service, ServiceChange
 
 
-def _owned_by(customer_id: str | None) -> Select[tuple[Service]]:
-    query = select(Service)
+def _owned_by(customer_id: str | None, *, columns: bool = False) -> Select[tuple[Service]]:
+    # `columns`: the table's columns, for rows without models (the read-only routes).
+    query = select(Service.__table__) if columns else select(Service)
     if customer_id is not None:
         query = query.where(Service.customer_id == customer_id)
     return query
@@ -55,9 +56,10 @@ def list_query(
     status: str | None = None,
     auto_renew: bool | None = None,
     expiring_before: datetime | None = None,
+    columns: bool = False,
 ) -> Select[tuple[Service]]:
     """Services filtered for a list; app.core.pagination orders and pages it."""
-    query = _owned_by(customer_id)
+    query = _owned_by(customer_id, columns=columns)
     if status is not None:
         query = query.where(Service.status == status)
     if auto_renew is not None:

@@ -13,10 +13,11 @@ from app.core.errors import Conflict, NotFound
 from app.core.settings import Settings
 from app.events.payloads import ServiceAutoRenewChangedData, ServicePaymentMethodChangedData
 from app.events.service import emit
+from app.renewals import repository as renewals
 from app.services import repository, schedule
 from app.services.audit import Actor, record
 from app.services.lead_time import next_charge_at
-from app.services.methods import MethodFacts, default_method, load_method
+from app.services.methods import MethodFacts, default_method, load_method, method_type
 from app.services.models import Service
 
 
@@ -102,6 +103,8 @@ async def _assign(
         reason=reason,
     )
     service.payment_method_id = method_id
+    service.payment_method_type = await method_type(session, method_id)
+    await renewals.follow_method_type(session, service.id, service.payment_method_type)
     service.updated_at = now
     schedule.renewal_changed(service, now)
 

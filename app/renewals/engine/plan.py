@@ -155,7 +155,8 @@ async def start_by_customer(
         return await repository.get(session, done[0], for_update=True) if done else None
     row, charge = new_renewal(service, method_type, now, settings, customer_act=True)
     for column in (
-        "period_end", "amount", "currency", "payment_method_id", "status", "due_at",
+        "period_end", "amount", "currency", "payment_method_id", "payment_method_type",
+        "status", "due_at",
         "next_attempt_at", "failed_charge_count", "notified_at", "updated_at",
     ):  # fmt: skip
         setattr(renewal, column, row[column])
@@ -216,6 +217,7 @@ def new_renewal(
         "amount": service.price_amount,
         "currency": service.price_currency,
         "payment_method_id": service.payment_method_id,
+        "payment_method_type": method_type,
         "status": "scheduled",
         "due_at": due_at,
         "next_attempt_at": next_attempt_at,
