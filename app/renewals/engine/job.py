@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,28 +67,61 @@ def new_attempt(
 ) -> ChargeJob:
     """The renewal's next attempt, `processing` with its own idempotency key under our
     lease, and its job. The caller commits before the job is sent."""
+    job, row = prepare_attempt(
+        renewal,
+        method,
+        now,
+        worker=worker,
+        lease_seconds=lease_seconds,
+        mode=mode,
+        charge_id=charge_id,
+        return_url=return_url,
+    )
+    session.add(RenewalAttempt(**row))
+    return job
+
+
+def prepare_attempt(
+    renewal: Renewal,
+    method: PaymentMethod,
+    now: datetime,
+    *,
+    worker: str,
+    lease_seconds: int,
+    mode: ChargeMode = "off_session",
+    charge_id: str | None = None,
+    return_url: str = "",
+) -> tuple[ChargeJob, dict[str, Any]]:
+    """`new_attempt` for a caller that inserts a batch's attempts in one statement (claim):
+    the renewal takes its lease here; the attempt is returned as a row to insert before
+    the commit."""
     renewal.payment_method_id = method.id
     renewal.attempt_count += 1
     key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
-    attempt = RenewalAttempt(
-        id=new_id("att"),
-        renewal_id=renewal.id,
-        number=renewal.attempt_count,
-        idempotency_key=key,
-        payment_method_id=method.id,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        status="processing",
-        on_session=mode != "off_session",
+    row: dict[str, Any] = {
+        "id": new_id("att"),
+        "renewal_id": renewal.id,
+        "number": renewal.attempt_count,
+        "idempotency_key": key,
+        "payment_method_id": method.id,
+        "amount": renewal.amount,
+        "currency": renewal.currency,
+        "status": "processing",
+        "on_session": mode != "off_session",
         # A confirmation names its charge before the call: a lost answer is read by it.
-        gateway_charge_id=charge_id,
-        started_at=now,
-    )
-    session.add(attempt)
+        "gateway_charge_id": charge_id,
+        "failure_code": None,
+        "decline_code": None,
+        "hard_decline": False,
+        "reconciled": False,
+        "action_url": None,
+        "started_at": now,
+        "finished_at": None,
+    }
     take_lease(renewal, worker=worker, now=now, lease_seconds=lease_seconds)
-    return ChargeJob(
+    job = ChargeJob(
         renewal_id=renewal.id,
-        attempt_id=attempt.id,
+        attempt_id=row["id"],
         idempotency_key=key,
         amount=renewal.amount,
         currency=renewal.currency,
@@ -100,6 +133,7 @@ def new_attempt(
         charge_id=charge_id,
         return_url=return_url,
     )
+    return job, row
 
 
 def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: int) -> None:
