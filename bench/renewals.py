@@ -42,8 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -182,24 +181,6 @@ async def outcome(database_url: str) -> tuple[int, float]:
             return int(succeeded or 0), float(size or 0)
     finally:
         await engine.dispose()
-
-
-@asynccontextmanager
-async def copy_of(template_url: str) -> AsyncIterator[str]:
-    """A fresh database holding exactly what the template holds."""
-    url = make_url(template_url)
-    name = f"autorenew_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url.set(database="postgres").render_as_string(hide_password=False))
-    try:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 # --- the contenders ----------------------------------------------------------------------
@@ -344,7 +325,8 @@ async def main() -> None:
         results: dict[str, list[Result]] = {name: [] for name in contenders}
         for round_number in range(1, args.rounds + 1):
             for name, contender in contenders.items():
-                async with copy_of(template) as url:
+                copy = scratch_database(server, template=make_url(template).database)
+                async with copy as url:
                     seconds, cpu = await contender(url)
                     count, size = await outcome(url)
                 result = Result(name, count, seconds, cpu, size)

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from app.core.ids import new_id
 from app.gateways.port import Charge, GatewayError
 from app.payment_methods.models import PaymentMethod
-from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.models import Renewal
 
 # How the gateway is asked: a saved card with the customer away (the sweep), with the
 # customer present (pay now: a new charge), or an existing charge confirmed with the customer
@@ -53,34 +51,6 @@ class ChargeJob:
 Outcome = Charge | GatewayError | None
 
 
-def new_attempt(
-    session: AsyncSession,
-    renewal: Renewal,
-    method: PaymentMethod,
-    now: datetime,
-    *,
-    worker: str,
-    lease_seconds: int,
-    mode: ChargeMode = "off_session",
-    charge_id: str | None = None,
-    return_url: str = "",
-) -> ChargeJob:
-    """The renewal's next attempt, `processing` with its own idempotency key under our
-    lease, and its job. The caller commits before the job is sent."""
-    job, row = prepare_attempt(
-        renewal,
-        method,
-        now,
-        worker=worker,
-        lease_seconds=lease_seconds,
-        mode=mode,
-        charge_id=charge_id,
-        return_url=return_url,
-    )
-    session.add(RenewalAttempt(**row))
-    return job
-
-
 def prepare_attempt(
     renewal: Renewal,
     method: PaymentMethod,
@@ -92,9 +62,9 @@ def prepare_attempt(
     charge_id: str | None = None,
     return_url: str = "",
 ) -> tuple[ChargeJob, dict[str, Any]]:
-    """`new_attempt` for a caller that inserts a batch's attempts in one statement (claim):
-    the renewal takes its lease here; the attempt is returned as a row to insert before
-    the commit."""
+    """The renewal's next attempt, `processing` with its own idempotency key under our
+    lease, and its job. The attempt comes back as a row: the caller inserts it (claim, a
+    whole batch's in one statement) and commits before the job is sent."""
     renewal.payment_method_id = method.id
     renewal.attempt_count += 1
     key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
