@@ -121,7 +121,7 @@ def renewal_payload(row: asyncpg.Record, method_id: str) -> dict[str, Any]:
         "period_end": _when(row["period_end"]), "scheduled_for": _when(row["due_at"]),
         "attempt_count": row["attempt_count"], "next_attempt_at": None,
         "failure_code": None, "failure_message": None, "next_action_url": None,
-        "next_action": None,
+        "next_action": None, "sepa_debit": None,
     }  # fmt: skip
 
 
