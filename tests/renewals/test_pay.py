@@ -270,6 +270,10 @@ async def test_a_failed_authentication_waits_for_the_customer_who_pays_with_anot
     paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
     assert charged(desk.gateway) == 1
+    # The charge whose authentication failed is confirmed again, not left beside a new one:
+    # its client secret went through the browser and could still take the money.
+    charges = {a.gateway_charge_id for a in await attempts(desk.session, renewal.id)}
+    assert charges == {first.gateway_charge_id}
 
 
 async def test_another_card_confirms_the_waiting_charge_instead_of_a_second_one(desk: Desk) -> None:
