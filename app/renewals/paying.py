@@ -193,6 +193,15 @@ def _refuse(
             code="renewal_not_payable",
             extra=status,
         )
+    if method is not None and method.type != "card":
+        # Before "in progress": a pre-notified collection is under way too, but what the
+        # customer can do is choose a card (which takes back a collection not yet filed).
+        raise Conflict(
+            "A direct debit is collected on its pre-notified date, not on demand: to pay "
+            "now, choose a card for the service.",
+            code="pay_now_card_only",
+            extra={"payment_method_id": method.id},
+        )
     if renewal.status == "processing" or (latest is not None and latest.status == "processing"):
         # A charge (or a pre-notified SEPA collection) is under way: its answer decides.
         raise _in_progress(renewal)
@@ -210,13 +219,6 @@ def _refuse(
         )
     if method is None:
         raise Conflict("Choose a payment method for the service first.", code="no_payment_method")
-    if method.type != "card":
-        raise Conflict(
-            "A direct debit is collected on its pre-notified date, not on demand: to pay "
-            "now, choose a card for the service.",
-            code="pay_now_card_only",
-            extra={"payment_method_id": method.id},
-        )
     if not chargeable(method):
         raise Conflict(
             "The service's payment method cannot be charged: choose another one.",
