@@ -26,9 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import time
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,6 @@ import httpx
 from app.core.auth import mint_token
 from app.core.settings import Settings
 from app.gateways.stripe import StripeGateway, default_timeout
-from bench.api import app_process
 from bench.common import migrated_database, scratch_database, server_url
 from bench.loadgen import LoadResult, Requests, fixed_rate
 from bench.renewals import API_KEY, CARDS, count_succeeded, seed, seed_cards
@@ -46,6 +48,26 @@ from tests import processes
 
 GATEWAY_RATE = 25.0
 THROTTLE_SETTING = "AUTORENEW_GATEWAY_MAX_REQUESTS_PER_SECOND"
+
+
+@contextmanager
+def app_process(folder: Path, database_url: str, workers: int, **env: str) -> Iterator[str]:
+    """The product under uvicorn as its own process; yields its base URL."""
+    port = processes.free_port()
+    log = folder / "app.log"
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port),
+             "--workers", str(workers), "--log-level", "warning"],
+            env={**os.environ, "AUTORENEW_DATABASE_URL": database_url,
+                 "AUTORENEW_SANDBOX_DATABASE_URL": f"sqlite:///{folder}/sandbox.db", **env},
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        processes.wait_until_listening(process, port, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        processes.stop([process])
 
 
 def services_requests(base: str) -> Requests:

@@ -137,7 +137,17 @@ def allowed(ip: IPAddress, networks: Sequence[Network]) -> bool:
         target = _embedded_ipv4(ip) or ip
         if target is not ip and any(target in network for network in networks):
             return True
+    if any(target in network for network in _SPECIAL_PURPOSE):
+        return False
     return target.is_global and not target.is_multicast and not target.is_reserved
+
+
+# Global by Python's reckoning, but nobody's web server: IANA's protocol assignments
+# (192.0.0.0/24, e.g. the DS-Lite dummy 192.0.0.8) and the old 6to4 relay anycast range.
+_SPECIAL_PURPOSE = (
+    ipaddress.ip_network("192.0.0.0/24"),
+    ipaddress.ip_network("192.88.99.0/24"),
+)
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:

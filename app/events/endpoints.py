@@ -26,11 +26,19 @@ from app.events.secrets import generate_secret, seal
 def check_url(url: str, settings: Settings) -> str:
     """The URL's form: absolute http(s), no credentials, https in production, and a host
     that, if written as an address, is one allowed."""
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url.strip()):
+        # A space or a control character has no place in a URL: it would be read one way
+        # here and another by whatever parses it next.
+        raise Unprocessable(
+            "The URL may not contain spaces or control characters.", code="invalid_webhook_url"
+        )
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
         _ = parts.port  # raises on a bad port
     except ValueError:
+        host = None
+    if host and "%" in host:  # a percent-encoded host name is not one DNS would look up
         host = None
     if not host or parts.scheme not in ("https", "http"):
         raise Unprocessable("The URL must be an absolute http(s) URL.", code="invalid_webhook_url")

@@ -97,7 +97,8 @@ async def pay(
     if latest is not None and waiting_at_gateway(renewal, latest) and _same_card(latest, method):
         return Paid(renewal)  # its page still waits for the customer: nothing new to send
     before = _Snapshot.of(renewal)
-    job = _start_attempt(session, renewal, method, latest, now, settings, worker=worker)
+    open_charge = await repository.open_customer_charge(session, renewal)
+    job = _start_attempt(session, renewal, method, open_charge, now, settings, worker=worker)
     in_progress = _in_progress(renewal)
     try:
         await session.commit()
@@ -192,6 +193,15 @@ def _refuse(
             code="renewal_not_payable",
             extra=status,
         )
+    if method is not None and method.type != "card":
+        # Before "in progress": a pre-notified collection is under way too, but what the
+        # customer can do is choose a card (which takes back a collection not yet filed).
+        raise Conflict(
+            "A direct debit is collected on its pre-notified date, not on demand: to pay "
+            "now, choose a card for the service.",
+            code="pay_now_card_only",
+            extra={"payment_method_id": method.id},
+        )
     if renewal.status == "processing" or (latest is not None and latest.status == "processing"):
         # A charge (or a pre-notified SEPA collection) is under way: its answer decides.
         raise _in_progress(renewal)
@@ -209,13 +219,6 @@ def _refuse(
         )
     if method is None:
         raise Conflict("Choose a payment method for the service first.", code="no_payment_method")
-    if method.type != "card":
-        raise Conflict(
-            "A direct debit is collected on its pre-notified date, not on demand: to pay "
-            "now, choose a card for the service.",
-            code="pay_now_card_only",
-            extra={"payment_method_id": method.id},
-        )
     if not chargeable(method):
         raise Conflict(
             "The service's payment method cannot be charged: choose another one.",
@@ -240,22 +243,15 @@ def _start_attempt(
     session: AsyncSession,
     renewal: Renewal,
     method: PaymentMethod,
-    latest: RenewalAttempt | None,
+    confirm: str | None,
     now: datetime,
     settings: Settings,
     *,
     worker: str,
 ) -> ChargeJob:
-    # A charge waiting for authentication is confirmed again rather than doubled: whichever
-    # page the customer completes, it is one payment.
-    confirm = (
-        latest.gateway_charge_id
-        if latest is not None
-        and latest.status == "requires_action"
-        and latest.gateway_charge_id is not None
-        and (latest.amount, latest.currency) == (renewal.amount, renewal.currency)
-        else None
-    )
+    """`confirm`: the renewal's charge a browser could still confirm (waiting for, or failed
+    at, authentication): confirmed again rather than doubled, so whichever page or client
+    secret the customer uses, it is one payment."""
     renewal.finished_at = None  # a failed renewal is open again while it is paid
     job, row = prepare_attempt(
         renewal,

@@ -264,6 +264,27 @@ async def latest_attempt(session: AsyncSession, renewal: Renewal) -> RenewalAtte
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def open_customer_charge(session: AsyncSession, renewal: Renewal) -> str | None:
+    """The gateway charge of this renewal that a customer's browser may still confirm: one
+    waiting for authentication, or one on-session whose authentication or card failed (its
+    client secret went through the browser, and Stripe lets such a PaymentIntent be
+    confirmed again). Paying again confirms it rather than creating a second one."""
+    query = (
+        select(RenewalAttempt.gateway_charge_id)
+        .where(
+            RenewalAttempt.renewal_id == renewal.id,
+            RenewalAttempt.gateway_charge_id.is_not(None),
+            RenewalAttempt.amount == renewal.amount,
+            RenewalAttempt.currency == renewal.currency,
+            (RenewalAttempt.status == "requires_action")
+            | (RenewalAttempt.on_session & (RenewalAttempt.status == "failed")),
+        )
+        .order_by(RenewalAttempt.number.desc())
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def waiting_for_authentication(session: AsyncSession, *, limit: int) -> list[tuple[str, str]]:
     """(attempt id, charge id) of on-session attempts waiting at the gateway's 3-D Secure
     page while their renewal waits too, newest first: those are the ones a customer has

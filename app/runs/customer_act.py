@@ -7,7 +7,8 @@ that moment. A card keeps its usual charge date (the next sweep, if that date ha
 a SEPA debit is collected on the first day SEPA's pre-notification allows, and when none is
 left before expiry the renewal fails at once, so the answer already says so. A renewal of
 the period that was canceled (auto-renew was off, no method) comes back, and so does one
-that failed, once the customer has chosen another method for it.
+that failed, once the customer has chosen another method for it. A SEPA collection not yet
+in a file is taken back when the customer chooses another method.
 
 Before the notice time nothing happens here: the sweep announces the renewal on time. The
 routes call this after the rule that changed the service (app/services/service.py), in the
@@ -25,7 +26,7 @@ from app.core.settings import Settings
 from app.renewals import repository
 from app.renewals.engine import plan
 from app.renewals.models import Renewal
-from app.sepa.collections import CycleSummary, prenotify
+from app.sepa.collections import CycleSummary, cancel_collection, prenotify
 from app.sepa.repository import open_collection_of
 from app.services.lead_time import SEPA, notice_at
 from app.services.methods import load_methods
@@ -44,6 +45,7 @@ async def after_customer_act(
     """Start the renewal of each of `services` whose notice time has passed."""
     methods = await load_methods(session, {s.payment_method_id or "" for s in services})
     for service in services:
+        await _take_back_collection(session, service, now)
         method = methods.get(service.payment_method_id or "")
         if not plan.renews(service) or method is None or method.status != "validated":
             continue
@@ -68,3 +70,20 @@ async def after_customer_act(
             await prenotify(
                 session, renewal, service, settings, now, CycleSummary(), customer_act=True
             )
+
+
+async def _take_back_collection(session: AsyncSession, service: Service, now: datetime) -> None:
+    """A collection pre-notified under the mandate the customer just replaced, and not yet in
+    a file for the bank, is taken back now: the renewal is open to the new method (a card
+    charges it at the next sweep, or the customer pays now) instead of waiting for the day
+    of the file. One already in a file is on its way; its answer decides."""
+    renewal = await repository.current_of(session, service, for_update=True)
+    if renewal is None:
+        return
+    collection = await open_collection_of(session, renewal.id)
+    if (
+        collection is not None
+        and collection.status == "pending"
+        and collection.payment_method_id != service.payment_method_id
+    ):
+        await cancel_collection(session, collection, "payment_method_changed", now)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
@@ -25,10 +26,12 @@ from app.events.guard import check_no_secrets
 from app.renewals import links
 from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal
+from app.sepa.models import SepaCollection
 from app.services.models import Service
 from tests import factories
 from tests.renewals.fake_gateway import FakeGateway
 from tests.renewals.test_engine import attempts, due_service, renewal_of
+from tests.sepa.flow import sepa_customer
 
 pytestmark = pytest.mark.usefixtures("sessionmaker")
 
@@ -270,6 +273,10 @@ async def test_a_failed_authentication_waits_for_the_customer_who_pays_with_anot
     paid = await desk.pay(renewal)
     assert paid.json()["status"] == "succeeded", paid.text
     assert charged(desk.gateway) == 1
+    # The charge whose authentication failed is confirmed again, not left beside a new one:
+    # its client secret went through the browser and could still take the money.
+    charges = {a.gateway_charge_id for a in await attempts(desk.session, renewal.id)}
+    assert charges == {first.gateway_charge_id}
 
 
 async def test_another_card_confirms_the_waiting_charge_instead_of_a_second_one(desk: Desk) -> None:
@@ -359,16 +366,27 @@ async def test_pay_refuses_other_customers_unknown_ids_and_bad_input(desk: Desk)
 
 
 async def test_a_sepa_service_is_paid_by_its_collection_not_now(desk: Desk) -> None:
-    sepa = await factories.sepa_method(desk.session, "cus_1", now=desk.clock.now())
-    service = await factories.service(
-        desk.session, "cus_1", now=desk.clock.now(), expires_in=timedelta(days=20), method=sepa
-    )
-    await desk.session.commit()
-    await desk.renewer.sweep()
+    made = await sepa_customer(desk.client, desk.auth, desk.clock.now(), service_id="sepa-1")
+    service = await desk.session.get_one(Service, made["service"]["id"])
+    run = await desk.client.post("/v1/admin/renewals/run", headers=desk.auth("ops", admin=True))
+    assert run.status_code == 200, run.text
     renewal = await renewal_of(desk.session, service.id)
     refused = await desk.pay(renewal)
     assert refused.status_code == 409, refused.text
-    assert refused.json()["code"] in ("pay_now_card_only", "renewal_payment_in_progress")
+    # The collection is pre-notified (under way), but what the customer can do is choose a
+    # card: that is what the answer says.
+    assert refused.json()["code"] == "pay_now_card_only"
+    [collection] = (await desk.session.execute(select(SepaCollection))).scalars().all()
+    assert collection.status == "pending"
+
+    # They choose a card: the collection not yet filed is taken back, and pay now works.
+    card = await another_card(desk.session, desk.clock, desk.gateway)
+    await choose(desk.client, desk.auth, service, card)
+    await desk.session.refresh(collection)
+    assert (collection.status, collection.cancel_reason) == ("canceled", "payment_method_changed")
+    paid = await desk.pay(renewal)
+    assert paid.json()["status"] == "succeeded", paid.text
+    assert charged(desk.gateway) == 1
 
 
 async def test_an_idempotency_key_replays_the_first_answer(desk: Desk) -> None:

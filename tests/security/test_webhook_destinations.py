@@ -43,6 +43,14 @@ LOOPBACK_SPELLINGS = [
     "https://169.254.169.254/latest/meta-data/",
     "https://10.1.2.3/",
     "https://0/",
+    # Found by the outside QA after the first fix: malformed URLs and special-purpose ranges.
+    "https://192.0.0.8/",
+    "https://192.88.99.1/",
+    "https://127.0.0.1 /",
+    "https://127.0.0.1\t.8.8.8.8/",
+    "https://8.8.8.8/\r\nHost: x",
+    "https://127.0.0.1%2e/",
+    "https://127.0.0.1%2523x/",
 ]
 
 
