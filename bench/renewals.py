@@ -169,6 +169,10 @@ async def seed(database_url: str, cards: list[tuple[str, str]], count: int) -> N
         await engine.dispose()
 
 
+async def count_succeeded(database_url: str) -> int:
+    return (await outcome(database_url))[0]
+
+
 async def outcome(database_url: str) -> tuple[int, float]:
     """Renewals succeeded, and the mean size of an event's payload (the same work on each side)."""
     engine = create_engine(database_url)
