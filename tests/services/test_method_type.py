@@ -18,7 +18,7 @@ from app.core.settings import Settings
 from app.payment_methods.models import PaymentMethod
 from app.renewals.engine.plan import plan
 from app.renewals.models import Renewal
-from app.services import service as services
+from app.services import registry
 from app.services.models import Service
 from app.services.schemas import ServiceUpsert
 from tests import factories
@@ -94,7 +94,7 @@ async def test_every_change_of_method_keeps_the_type(
     async with sessionmaker() as session, session.begin():
         service = await session.get(Service, "svc-b")
         assert service is not None
-        await services.upsert_service(
+        await registry.upsert_service(
             session,
             "svc-b",
             ServiceUpsert(
