@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import ClauseElement, DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -166,23 +167,48 @@ T = TypeVar("T")
 
 
 class ConnectionLost(Exception):
-    """A statement run on the driver itself (`fetch_one_on_driver`) found its pooled
-    connection dead; the connection is invalidated, and `read_only` runs the read again."""
+    """A statement run on the driver itself (`fetch_on_driver`) found its pooled connection
+    dead; the connection is invalidated, and `read_only` runs the read again."""
 
 
-async def fetch_one_on_driver(session: AsyncSession, statement: str, *args: Any) -> Any:
-    """One row (an asyncpg `Record`, read by column name) or None, from a PostgreSQL
-    statement (`$1` placeholders) run on asyncpg's connection under the session's. The
-    hottest read skips SQLAlchemy's statement execution, a third of its database work
-    (bench/api.py); asyncpg prepares the statement once per connection and keeps it."""
+def on_postgresql(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def postgresql_statement(statement: ClauseElement) -> str:
+    """`statement` as asyncpg runs it (`$1`, `$2`, … in the order of its parameters)."""
+    return str(statement.compile(dialect=postgresql_asyncpg.dialect()))  # type: ignore[no-untyped-call]
+
+
+class Columns:
+    """An asyncpg record read by attribute, as a Core row is."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: Any) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._record[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+async def fetch_on_driver(session: AsyncSession, statement: str, *args: Any) -> list[Any]:
+    """The rows of a PostgreSQL statement (`postgresql_statement`) run on asyncpg's own
+    connection under the session's. The hottest reads skip SQLAlchemy's statement execution,
+    a third of their database work (bench/api.py); asyncpg prepares each statement once per
+    connection and keeps it. Each row is a `Columns`, read as a Core row is."""
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None  # a checked-out connection has one
     try:
-        return await driver.fetchrow(statement, *args)
+        records = await driver.fetch(statement, *args)
     except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
         await connection.invalidate(exc)
         raise ConnectionLost(str(exc)) from exc
+    return [Columns(record) for record in records]
 
 
 async def read_only(

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.core.database import fetch_one_on_driver
+from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 
 
@@ -58,33 +57,16 @@ _OWNED_ROW = (
 )
 
 
-# The same statement for asyncpg itself (`fetch_one_on_driver`), compiled once.
-_OWNED_ROW_POSTGRESQL = str(
-    _OWNED_ROW.compile(dialect=postgresql_asyncpg.dialect())  # type: ignore[no-untyped-call]
-)
-
-
-class _Columns:
-    """An asyncpg record read by attribute, as a Core row is."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._record[name]
-        except KeyError:
-            raise AttributeError(name) from None
+# The same statement for asyncpg itself (`fetch_on_driver`), compiled once.
+_OWNED_ROW_POSTGRESQL = postgresql_statement(_OWNED_ROW)
 
 
 async def owned_row(session: AsyncSession, customer_id: str, method_id: str) -> Any:
     """The method's columns plus `mandate_reference`, read by attribute, without building a
     model; None when the customer has no such method."""
-    if session.bind.dialect.name == "postgresql":
-        record = await fetch_one_on_driver(session, _OWNED_ROW_POSTGRESQL, customer_id, method_id)
-        return None if record is None else _Columns(record)
+    if on_postgresql(session):
+        rows = await fetch_on_driver(session, _OWNED_ROW_POSTGRESQL, customer_id, method_id)
+        return rows[0] if rows else None
     connection = await session.connection()  # Core rows, without the ORM's result machinery
     result = await connection.execute(
         _OWNED_ROW, {"customer_id": customer_id, "method_id": method_id}
