@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
-from app.core.database import create_engine, read_only
+from app.core.database import create_engine, fetch_on_driver, read_only
 from tests import factories
 
 
@@ -61,3 +61,28 @@ async def test_a_dead_pooled_connection_is_survived(
     # A write after them finds working connections too.
     response = await client.post(f"/v1/payment-methods/{card.id}/default", headers=auth("cus_1"))
     assert response.status_code == 200, response.text
+
+
+async def test_a_connection_dying_under_a_driver_read_is_dropped_and_the_read_run_again(
+    backend: str, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The hottest reads run on asyncpg itself (`fetch_on_driver`), outside SQLAlchemy's
+    error handling: a connection that dies there is invalidated all the same."""
+    if backend != "postgresql":
+        pytest.skip("SQLite reads do not use the driver path")
+    connections: list[int] = []
+
+    async def read(session: AsyncSession) -> list[int]:
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        connections.append(id(driver))
+        if len(connections) == 1:
+            driver.terminate()  # as a server gone between two statements
+        rows = await fetch_on_driver(session, "SELECT 41 + $1 AS answer", 1)
+        return [row.answer for row in rows]
+
+    assert await read_only(app.state.reader, read) == [42]
+    assert len(set(connections)) == 2  # the second attempt had a new connection
+    # The dead one left the pool: the next read finds a working connection at once.
+    assert await read_only(app.state.reader, read) == [42]
+    assert len(connections) == 3

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 
 
@@ -56,8 +57,16 @@ _OWNED_ROW = (
 )
 
 
-async def owned_row(session: AsyncSession, customer_id: str, method_id: str) -> Row[Any] | None:
-    """The method's columns plus `mandate_reference`, without building a model."""
+# The same statement for asyncpg itself (`fetch_on_driver`), compiled once.
+_OWNED_ROW_POSTGRESQL = postgresql_statement(_OWNED_ROW)
+
+
+async def owned_row(session: AsyncSession, customer_id: str, method_id: str) -> Any:
+    """The method's columns plus `mandate_reference`, read by attribute, without building a
+    model; None when the customer has no such method."""
+    if on_postgresql(session):
+        rows = await fetch_on_driver(session, _OWNED_ROW_POSTGRESQL, customer_id, method_id)
+        return rows[0] if rows else None
     connection = await session.connection()  # Core rows, without the ORM's result machinery
     result = await connection.execute(
         _OWNED_ROW, {"customer_id": customer_id, "method_id": method_id}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -22,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
 from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
@@ -160,6 +162,16 @@ async def current_for(session: AsyncSession, services: Sequence[Service]) -> dic
 _CURRENT = select(Renewal.__table__).where(
     tuple_(Renewal.service_id, Renewal.period_start).in_(bindparam("keys", expanding=True))
 )
+# PostgreSQL, on asyncpg itself: the pairs as two arrays, one prepared statement for any
+# count (an expanding IN is compiled again for every count).
+_CURRENT_POSTGRESQL = postgresql_statement(
+    select(Renewal.__table__).where(
+        text(
+            "(renewals.service_id, renewals.period_start) IN (SELECT * FROM "
+            "unnest(CAST(:ids AS varchar[]), CAST(:starts AS timestamptz[])))"
+        )
+    )
+)
 
 
 async def current_rows(
@@ -168,7 +180,12 @@ async def current_rows(
     """`current_for` as rows, for (service id, expiry) pairs: for read-only routes."""
     if not services:
         return {}
-    result = await (await session.connection()).execute(_CURRENT, {"keys": list(services)})
+    result: Iterable[Any]
+    if on_postgresql(session):
+        ids, starts = zip(*services, strict=True)
+        result = await fetch_on_driver(session, _CURRENT_POSTGRESQL, list(ids), list(starts))
+    else:
+        result = await (await session.connection()).execute(_CURRENT, {"keys": list(services)})
     return {row.service_id: row for row in result}
 
 

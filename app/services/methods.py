@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import ARRAY, Row, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
 from app.payment_methods.models import PaymentMethod
 
 # SEPA direct debits are denominated in euro only (SEPA Core rulebook).
@@ -92,7 +93,7 @@ async def load_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, M
 
 
 # What `facts` reads, for reads that build no models (built once; the ids bound per call).
-_FACTS = select(
+_FACT_COLUMNS = select(
     PaymentMethod.id,
     PaymentMethod.type,
     PaymentMethod.status,
@@ -102,7 +103,12 @@ _FACTS = select(
     PaymentMethod.card_exp_year,
     PaymentMethod.iban_masked,
     PaymentMethod.iban_last4,
-).where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
+)
+_FACTS = _FACT_COLUMNS.where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL, on asyncpg itself: one array parameter, one prepared statement for any count.
+_FACTS_POSTGRESQL = postgresql_statement(
+    _FACT_COLUMNS.where(PaymentMethod.id == any_(bindparam("ids", type_=ARRAY(String))))
+)
 
 
 async def read_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, MethodFacts]:
@@ -111,7 +117,11 @@ async def read_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, M
     wanted = set(ids)
     if not wanted:
         return {}
-    rows = await (await session.connection()).execute(_FACTS, {"ids": list(wanted)})
+    rows: Iterable[Any]
+    if on_postgresql(session):
+        rows = await fetch_on_driver(session, _FACTS_POSTGRESQL, list(wanted))
+    else:
+        rows = await (await session.connection()).execute(_FACTS, {"ids": list(wanted)})
     return {row.id: facts(row) for row in rows}
 
 
