@@ -23,13 +23,15 @@ def server_url() -> str:
 
 
 @asynccontextmanager
-async def scratch_database(server_url: str) -> AsyncIterator[str]:
+async def scratch_database(server_url: str, *, template: str | None = None) -> AsyncIterator[str]:
+    """A database of its own; with `template` (a database on the same server), a copy of it."""
     url = make_url(normalise_database_url(server_url))
     name = f"autorenew_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url.render_as_string(hide_password=False))
+    copy = f' TEMPLATE "{template}"' if template else ""
     async with admin.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     try:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -1,26 +1,33 @@
-"""Renewal sweep throughput: the engine against a raw-SQL two-phase loop, same data, same run.
+"""Renewal sweep throughput: the engine against a strong hand-written loop, same data, same run.
 
-    .venv/bin/python -m bench.renewals [--count 50000] [--gateway sandbox|null]
+    .venv/bin/python -m bench.renewals [--count 50000] [--gateway sandbox|null] [--rounds 3]
+                                       [--before DIR]
 
 All sides start from the same state: N due renewals already planned (one per service),
-each service paid by a validated card. Each side claims renewals in batches, commits a
-processing attempt, calls the gateway with bounded concurrency, then settles: attempt
-succeeded, renewal succeeded, service extended, two events (renewal.succeeded,
-service.renewed) with their per-resource sequence numbers.
+each service paid by a validated card. The data is seeded once into a template database and
+every run gets a fresh copy of it (CREATE DATABASE … TEMPLATE). Each side claims renewals in
+batches, commits a processing attempt, calls the gateway with bounded concurrency, then
+settles: attempt succeeded, renewal succeeded, service extended, two events
+(renewal.succeeded, service.renewed) with their per-resource sequence numbers.
 
-- `engine`: app.renewals.engine.RenewalEngine, the code the service runs (answers that
-  arrive together are settled together, up to 50 per transaction).
-- `raw`: the same writes as hand-written SQL over asyncpg, no ORM, no checks, one
-  settlement transaction per renewal (the loop the issue names).
-- `raw-grouped`: the same, with 25 settlements per transaction through executemany:
-  the hand-written counterpart of the engine's grouping, so the ORM's cost shows alone.
+- `engine`: app.renewals.engine.RenewalEngine, the code the service runs.
+- `raw`: bench/raw_sweep.py, a two-phase asyncpg loop doing the same writes with every
+  guarantee a careful hand-written loop keeps (lease check, expiry guard, full events), in
+  batched statements: about 13 per 100 renewals.
+- `before` (with `--before DIR`, a checkout of another commit, e.g. `git worktree add`):
+  that commit's engine, in a process of its own, on the same data.
+
+Rounds are interleaved (engine, raw, before; engine, raw, before; …). Each run prints
+renewals/s and the Python CPU time per renewal (the process's CPU time over the run,
+database excluded: PostgreSQL runs in its own processes); the summary gives the medians, the
+ratio engine/raw and the load average, since the machine may be shared.
 
 Gateways: `sandbox` (default) is the project's Stripe-compatible sandbox as its own
 process with zero added latency, called through the Stripe adapter by both sides; `null`
 answers every charge instantly in-process, which isolates the database and engine cost.
 
 Needs PostgreSQL: AUTORENEW_BENCH_DATABASE_URL (default postgresql://postgres@127.0.0.1/test);
-the benchmark creates and drops a database of its own there.
+the benchmark creates and drops databases of its own there.
 """
 
 from __future__ import annotations
@@ -28,17 +35,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
@@ -52,6 +61,7 @@ from app.renewals.engine.sweep import RenewalEngine
 from app.renewals.models import Renewal
 from app.services.models import Service
 from app.services.periods import add_months
+from bench import raw_sweep
 from bench.common import migrated_database, scratch_database, server_url
 from tests import processes
 
@@ -78,10 +88,16 @@ class Result:
     name: str
     count: int
     seconds: float
+    cpu_seconds: float
+    event_bytes: float
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_seconds / self.count * 1000
 
 
 # --- the database ------------------------------------------------------------------------
@@ -154,207 +170,96 @@ async def seed(database_url: str, cards: list[tuple[str, str]], count: int) -> N
 
 
 async def count_succeeded(database_url: str) -> int:
+    return (await outcome(database_url))[0]
+
+
+async def outcome(database_url: str) -> tuple[int, float]:
+    """Renewals succeeded, and the mean size of an event's payload (the same work on each side)."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            result = await connection.execute(
+            succeeded = await connection.scalar(
                 text("SELECT count(*) FROM renewals WHERE status = 'succeeded'")
             )
-            return int(result.scalar_one())
+            size = await connection.scalar(text("SELECT avg(octet_length(data::text)) FROM events"))
+            return int(succeeded or 0), float(size or 0)
     finally:
         await engine.dispose()
 
 
-# --- the two contenders ------------------------------------------------------------------
+# --- the contenders ----------------------------------------------------------------------
 
 
-async def run_engine(database_url: str, gateway: PaymentGateway, count: int) -> Result:
-    settings = Settings(
+def engine_settings(database_url: str) -> Settings:
+    return Settings(
         database_url=database_url,
         renewal_batch_size=BATCH,
         renewal_concurrency=CONCURRENCY,
         db_pool_size=CONCURRENCY,
     )
+
+
+async def run_engine(database_url: str, gateway: PaymentGateway) -> tuple[float, float]:
+    """Wall and CPU seconds of one engine sweep over everything due."""
     engine = create_engine(database_url, pool_size=CONCURRENCY)
-    renewer = RenewalEngine(create_sessionmaker(engine), gateway, SystemClock(), settings)
-    started = time.perf_counter()
+    renewer = RenewalEngine(
+        create_sessionmaker(engine), gateway, SystemClock(), engine_settings(database_url)
+    )
+    started, cpu = time.perf_counter(), time.process_time()
     await renewer.sweep()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     await engine.dispose()
-    return Result("engine", await count_succeeded(database_url), seconds)
+    return seconds, cpu
 
 
-CLAIM = """
-WITH due AS (
-    SELECT id FROM renewals
-    WHERE status = 'scheduled' AND next_attempt_at <= $1
-    ORDER BY next_attempt_at, id LIMIT $2
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE renewals r
-SET status = 'processing', lease_owner = 'raw', lease_expires_at = $1 + interval '2 minutes',
-    attempt_count = r.attempt_count + 1, updated_at = $1
-FROM due WHERE r.id = due.id
-RETURNING r.id, r.attempt_count, r.amount, r.currency, r.service_id, r.customer_id,
-          r.payment_method_id
+async def run_raw(database_url: str, gateway: PaymentGateway) -> tuple[float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
+    await raw_sweep.run(database_url, gateway, batch=BATCH, concurrency=CONCURRENCY)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+# The engine of another checkout, in a process of its own (its `app` package, not ours).
+# The null gateway only: the sandbox's cards are not worth passing across.
+BEFORE = """
+import asyncio, json, sys, time, uuid
+from app.core.clock import SystemClock
+from app.core.database import create_engine, create_sessionmaker
+from app.core.settings import Settings
+from app.gateways.port import Charge
+from app.renewals.engine.sweep import RenewalEngine
+
+class NullGateway:
+    async def charge_off_session(self, *, amount, currency, idempotency_key, **_):
+        return Charge(f"pi_{uuid.uuid4().hex[:16]}", "succeeded", amount, currency,
+                      idempotency_key)
+    async def aclose(self):
+        return None
+
+async def main(url, batch, concurrency):
+    settings = Settings(database_url=url, renewal_batch_size=batch,
+                        renewal_concurrency=concurrency, db_pool_size=concurrency)
+    engine = create_engine(url, pool_size=concurrency)
+    renewer = RenewalEngine(create_sessionmaker(engine), NullGateway(), SystemClock(), settings)
+    started, cpu = time.perf_counter(), time.process_time()
+    await renewer.sweep()
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    await engine.dispose()
+    print(json.dumps([seconds, cpu]))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
 """
-ATTEMPT = """
-INSERT INTO renewal_attempts (id, renewal_id, number, idempotency_key, payment_method_id,
-    amount, currency, status, hard_decline, reconciled, started_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, 'processing', false, false, $8)
-"""
-SEQUENCE = """
-INSERT INTO event_sequences (resource_type, resource_id, last_sequence) VALUES ($1, $2, 1)
-ON CONFLICT (resource_type, resource_id)
-DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
-RETURNING last_sequence
-"""
-EVENT = """
-INSERT INTO events (id, type, schema_version, customer_id, resource_type, resource_id,
-    sequence, data, created_at)
-VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8)
-"""
 
 
-SEQUENCES = """
-INSERT INTO event_sequences (resource_type, resource_id, last_sequence)
-SELECT t, r, 1 FROM unnest($1::text[], $2::text[]) AS u(t, r)
-ON CONFLICT (resource_type, resource_id)
-DO UPDATE SET last_sequence = event_sequences.last_sequence + 1
-RETURNING resource_type, resource_id, last_sequence
-"""
-# Settlements per transaction; a batch's groups commit concurrently, on several connections.
-GROUP = 25
-
-
-async def run_raw(
-    database_url: str,
-    gateway: PaymentGateway,
-    cards: dict[str, tuple[str, str]],
-    count: int,
-    *,
-    grouped: bool = False,
-) -> Result:
-    """`grouped`: a batch's answers settled 25 per transaction with executemany, the groups
-    concurrently; otherwise one transaction per renewal."""
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    pool = await asyncpg.create_pool(dsn, min_size=4, max_size=CONCURRENCY + 2)
-    slots = asyncio.Semaphore(CONCURRENCY)
-
-    async def call(row: asyncpg.Record, key: str) -> Charge:
-        customer, method = cards[row["payment_method_id"]]
-        async with slots:
-            return await gateway.charge_off_session(
-                gateway_customer_id=customer, gateway_payment_method_id=method,
-                amount=row["amount"], currency=row["currency"], idempotency_key=key,
-                metadata={"renewal_id": row["id"], "service_id": row["service_id"],
-                          "customer_id": row["customer_id"], "idempotency_key": key},
-            )  # fmt: skip
-
-    async def settle_group(answers: list[tuple[asyncpg.Record, str, Charge]]) -> None:
-        now = datetime.now(UTC)
-        async with pool.acquire() as connection, connection.transaction():
-            await connection.executemany(
-                "UPDATE renewal_attempts SET status = 'succeeded', gateway_charge_id = $2, "
-                "finished_at = $3 WHERE id = $1",
-                [(attempt_id, result.charge_id, now) for _, attempt_id, result in answers],
-            )
-            await connection.executemany(
-                "UPDATE renewals SET status = 'succeeded', lease_owner = NULL, "
-                "lease_expires_at = NULL, next_attempt_at = NULL, finished_at = $2, "
-                "updated_at = $2 WHERE id = $1",
-                [(row["id"], now) for row, _, _ in answers],
-            )
-            await connection.executemany(
-                "UPDATE services SET expires_at = r.period_end, updated_at = $2 FROM renewals r "
-                "WHERE r.id = $1 AND services.id = r.service_id "
-                "AND services.expires_at = r.period_start",
-                [(row["id"], now) for row, _, _ in answers],
-            )
-            resources = [
-                (kind, resource_type, resource_id, row["customer_id"])
-                for row, _, _ in answers
-                for kind, resource_type, resource_id in (
-                    ("renewal.succeeded", "renewal", row["id"]),
-                    ("service.renewed", "service", row["service_id"]),
-                )
-            ]
-            numbers = {
-                (r["resource_type"], r["resource_id"]): r["last_sequence"]
-                for r in await connection.fetch(
-                    SEQUENCES, [r[1] for r in resources], [r[2] for r in resources]
-                )
-            }
-            await connection.executemany(
-                EVENT,
-                [
-                    (f"evt_{uuid.uuid4().hex[:24]}", kind, customer_id, resource_type,
-                     resource_id, numbers[(resource_type, resource_id)],
-                     json.dumps({"id": resource_id, "status": "succeeded"}), now)
-                    for kind, resource_type, resource_id, customer_id in resources
-                ],
-            )  # fmt: skip
-
-    async def charge_batch(jobs: list[tuple[asyncpg.Record, str, str]]) -> None:
-        results = await asyncio.gather(*(call(row, key) for row, _, key in jobs))
-        answers = [(row, attempt_id, result) for (row, attempt_id, _), result in zip(
-            jobs, results, strict=True)]  # fmt: skip
-        groups = [answers[start : start + GROUP] for start in range(0, len(answers), GROUP)]
-        await asyncio.gather(*(settle_group(group) for group in groups))
-
-    async def charge(row: asyncpg.Record, attempt_id: str, key: str) -> None:
-        result = await call(row, key)
-        now = datetime.now(UTC)
-        async with pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "UPDATE renewal_attempts SET status = 'succeeded', gateway_charge_id = $2, "
-                "finished_at = $3 WHERE id = $1", attempt_id, result.charge_id, now,
-            )  # fmt: skip
-            await connection.execute(
-                "UPDATE renewals SET status = 'succeeded', lease_owner = NULL, "
-                "lease_expires_at = NULL, next_attempt_at = NULL, finished_at = $2, "
-                "updated_at = $2 WHERE id = $1", row["id"], now,
-            )  # fmt: skip
-            await connection.execute(
-                "UPDATE services SET expires_at = r.period_end, updated_at = $2 FROM renewals r "
-                "WHERE r.id = $1 AND services.id = r.service_id "
-                "AND services.expires_at = r.period_start", row["id"], now,
-            )  # fmt: skip
-            for kind, resource_type, resource_id in (
-                ("renewal.succeeded", "renewal", row["id"]),
-                ("service.renewed", "service", row["service_id"]),
-            ):
-                sequence = await connection.fetchval(SEQUENCE, resource_type, resource_id)
-                await connection.execute(
-                    EVENT, f"evt_{uuid.uuid4().hex[:24]}", kind, row["customer_id"],
-                    resource_type, resource_id, sequence,
-                    json.dumps({"id": resource_id, "status": "succeeded"}), now,
-                )  # fmt: skip
-
-    started = time.perf_counter()
-    while True:
-        now = datetime.now(UTC)
-        async with pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(CLAIM, now, BATCH)
-            jobs = []
-            for row in rows:
-                attempt_id = f"att_{uuid.uuid4().hex[:24]}"
-                key = f"renewal:{row['id']}:attempt:{row['attempt_count']}"
-                await connection.execute(
-                    ATTEMPT, attempt_id, row["id"], row["attempt_count"], key,
-                    row["payment_method_id"], row["amount"], row["currency"], now,
-                )  # fmt: skip
-                jobs.append((row, attempt_id, key))
-        if not jobs:
-            break
-        if grouped:
-            await charge_batch(jobs)
-        else:
-            await asyncio.gather(*(charge(*job) for job in jobs))
-    seconds = time.perf_counter() - started
-    await pool.close()
-    name = "raw-grouped" if grouped else "raw"
-    return Result(name, await count_succeeded(database_url), seconds)
+async def run_before(folder: Path, database_url: str) -> tuple[float, float]:
+    command = [sys.executable, "-c", BEFORE, database_url, str(BATCH), str(CONCURRENCY)]
+    environment = {**os.environ, "PYTHONPATH": str(folder)}
+    finished = await asyncio.to_thread(
+        subprocess.run, command, cwd=folder, env=environment, capture_output=True, text=True
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"the engine of {folder} failed:\n{finished.stderr}")
+    seconds, cpu = json.loads(finished.stdout.strip().splitlines()[-1])
+    return float(seconds), float(cpu)
 
 
 # --- the gateways --------------------------------------------------------------------------
@@ -381,10 +286,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--gateway", choices=["sandbox", "null"], default="sandbox")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="a checkout whose engine runs as `before`")
     args = parser.parse_args()
+    if args.before is not None and args.gateway != "null":
+        parser.error("--before runs with --gateway null only")
     server = server_url()
     async with AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(migrated_database(server))
+        template = await stack.enter_async_context(migrated_database(server))
 
         gateway: PaymentGateway
         if args.gateway == "sandbox":
@@ -408,26 +317,42 @@ async def main() -> None:
         else:
             cards = [(f"gcus_{i}", f"gpm_{i}") for i in range(CARDS)]
             gateway = NullGateway()  # type: ignore[assignment]
-        card_of = {f"pm_bench_{i}": card for i, card in enumerate(cards)}
+        await seed(template, cards, args.count)
 
-        results = []
-        contenders: list[Callable[[], Awaitable[Result]]] = [
-            lambda: run_engine(database_url, gateway, args.count),
-            lambda: run_raw(database_url, gateway, card_of, args.count),
-            lambda: run_raw(database_url, gateway, card_of, args.count, grouped=True),
-        ]
-        for contender in contenders:
-            await seed(database_url, cards, args.count)
-            result = await contender()
-            assert result.count == args.count, f"{result.name} renewed {result.count}"
-            results.append(result)
-            print(f"{result.name:>11}: {result.count} renewals in {result.seconds:.1f}s "
-                  f"= {result.rate:.0f} renewals/s", flush=True)  # fmt: skip
-        engine_result, raw_result, grouped_result = results
-        print(f"      ratio: engine/raw = {engine_result.rate / raw_result.rate:.2f}, "
-              f"engine/raw-grouped = {engine_result.rate / grouped_result.rate:.2f} "
-              f"(gateway: {args.gateway}, batch {BATCH}, concurrency {CONCURRENCY}, "
-              f"PostgreSQL)")  # fmt: skip
+        contenders = {
+            "engine": lambda url: run_engine(url, gateway),
+            "raw": lambda url: run_raw(url, gateway),
+        }
+        if args.before is not None:
+            before = args.before.resolve()
+            contenders["before"] = lambda url: run_before(before, url)
+        results: dict[str, list[Result]] = {name: [] for name in contenders}
+        for round_number in range(1, args.rounds + 1):
+            for name, contender in contenders.items():
+                copy = scratch_database(server, template=make_url(template).database)
+                async with copy as url:
+                    seconds, cpu = await contender(url)
+                    count, size = await outcome(url)
+                result = Result(name, count, seconds, cpu, size)
+                assert count == args.count, f"{name} renewed {count} of {args.count}"
+                results[name].append(result)
+                print(f"round {round_number} {name:>6}: {count} renewals in {seconds:.1f}s "
+                      f"= {result.rate:.0f}/s, {result.cpu_ms:.2f} ms CPU per renewal, "
+                      f"events {size:.0f} bytes", flush=True)  # fmt: skip
+
+        def median(name: str, figure: str) -> float:
+            return statistics.median(getattr(r, figure) for r in results[name])
+
+        setup = f"gateway {args.gateway}, batch {BATCH}, concurrency {CONCURRENCY}, PostgreSQL"
+        print(f"medians over {args.rounds} rounds ({args.count} renewals, {setup}):")
+        for name in contenders:
+            print(f"  {name:>6}: {median(name, 'rate'):.0f} renewals/s, "
+                  f"{median(name, 'cpu_ms'):.2f} ms CPU per renewal")  # fmt: skip
+        print(f"  ratio engine/raw = {median('engine', 'rate') / median('raw', 'rate'):.2f}")
+        if "before" in contenders:
+            print(f"  ratio before/raw = {median('before', 'rate') / median('raw', 'rate'):.2f}")
+        print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+              f"on {os.cpu_count()} CPUs (the machine may be shared)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -61,7 +61,32 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, str(value)
 
 
+def _texts(value: Any, into: list[str]) -> None:
+    """Every string and integer in `value` (forbidden keys refused on the way): the quick
+    pass, without the paths `_walk` builds for the error message."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is not None and str(key).lower() in _FORBIDDEN_KEYS and item != "":
+                raise UnsafeEventData(f"event data may not carry a field named {key!r}")
+            _texts(item, into)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _texts(item, into)
+    elif isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        into.append(str(value))
+
+
 def check_no_secrets(data: dict[str, Any]) -> None:
+    # A renewal sweep checks thousands of payloads a second, nearly all clean: one scan of
+    # all their text first. A newline cannot be part of either pattern, so joining the texts
+    # with it neither makes nor breaks a match; any candidate gets the full check below.
+    texts: list[str] = []
+    _texts(data, texts)
+    joined = "\n".join(texts)
+    if _DIGIT_RUN.search(joined) is None and _IBAN.search(joined) is None:
+        return
     for path, text in _walk(data, "data"):
         for match in _DIGIT_RUN.finditer(text):
             digits = re.sub(r"[ -]", "", match.group())

@@ -24,6 +24,19 @@ from app.events.models import (
 # --- events -------------------------------------------------------------------------------
 
 
+_ON_CONFLICT = (
+    "ON CONFLICT (resource_type, resource_id) "
+    "DO UPDATE SET last_sequence = event_sequences.last_sequence + excluded.last_sequence "
+    "RETURNING resource_type, resource_id, last_sequence"
+)
+# unnest keeps the arrays' (sorted) order, as VALUES does.
+_NEXT_SEQUENCES_PG = text(
+    "INSERT INTO event_sequences (resource_type, resource_id, last_sequence) "  # noqa: S608
+    "SELECT * FROM unnest(CAST(:types AS VARCHAR[]), CAST(:ids AS VARCHAR[]), "
+    f"CAST(:counts AS INTEGER[])) {_ON_CONFLICT}"
+)
+
+
 async def next_sequences(session: AsyncSession, resources: Sequence[tuple[str, str]]) -> list[int]:
     """Take the next number for each (resource type, resource id), atomically, in one trip.
 
@@ -35,26 +48,33 @@ async def next_sequences(session: AsyncSession, resources: Sequence[tuple[str, s
 
     Plain SQL on purpose: SQLAlchemy cannot cache a compiled ON CONFLICT DO UPDATE
     construct, and compiling one per call cost more than the rest of an emit. PostgreSQL
-    and SQLite (3.35+) both understand this exact text. Counters are taken in sorted order,
+    gets one constant text over arrays; SQLite (3.35+) a VALUES list of the same upsert
+    (a new text per call, cheap at its scale). Counters are taken in sorted order,
     so two transactions naming the same resources wait for each other, never deadlock.
     """
     wanted = Counter(resources)
     keys = sorted(wanted)
-    rows = ", ".join(f"(:t{i}, :r{i}, :n{i})" for i in range(len(keys)))
-    params: dict[str, object] = {}
-    for i, (resource_type, resource_id) in enumerate(keys):
-        params |= {f"t{i}": resource_type, f"r{i}": resource_id, f"n{i}": wanted[keys[i]]}
-    # Only placeholders are formatted into the text; every value is a bound parameter.
-    upsert = (
-        "INSERT INTO event_sequences (resource_type, resource_id, last_sequence) "  # noqa: S608
-        f"VALUES {rows} ON CONFLICT (resource_type, resource_id) "
-        "DO UPDATE SET last_sequence = event_sequences.last_sequence + excluded.last_sequence "
-        "RETURNING resource_type, resource_id, last_sequence"
-    )
-    result = await session.execute(
-        text(upsert),
-        params,
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        # One text for any number of resources (arrays): nothing to build or compile per call.
+        result = await session.execute(
+            _NEXT_SEQUENCES_PG,
+            {
+                "types": [resource_type for resource_type, _ in keys],
+                "ids": [resource_id for _, resource_id in keys],
+                "counts": [wanted[key] for key in keys],
+            },
+        )
+    else:
+        rows = ", ".join(f"(:t{i}, :r{i}, :n{i})" for i in range(len(keys)))
+        params: dict[str, object] = {}
+        for i, (resource_type, resource_id) in enumerate(keys):
+            params |= {f"t{i}": resource_type, f"r{i}": resource_id, f"n{i}": wanted[keys[i]]}
+        # Only placeholders are formatted into the text; every value is a bound parameter.
+        upsert = (
+            "INSERT INTO event_sequences (resource_type, resource_id, last_sequence) "  # noqa: S608
+            f"VALUES {rows} {_ON_CONFLICT}"
+        )
+        result = await session.execute(text(upsert), params)
     # The first number of each resource's run, then handed out in the order asked.
     following = {
         (row.resource_type, row.resource_id): int(row.last_sequence)

@@ -44,7 +44,7 @@ from app.payment_methods.models import PaymentMethod
 from app.renewals import links, repository
 from app.renewals.engine.authentication import settle_authentication, waiting_at_gateway
 from app.renewals.engine.charge import send
-from app.renewals.engine.job import ChargeJob, chargeable, new_attempt
+from app.renewals.engine.job import ChargeJob, chargeable, prepare_attempt
 from app.renewals.engine.outcomes import close_attempt
 from app.renewals.engine.settle import settle_attempt
 from app.renewals.engine.summary import SweepSummary
@@ -253,8 +253,7 @@ def _start_attempt(
     at, authentication): confirmed again rather than doubled, so whichever page or client
     secret the customer uses, it is one payment."""
     renewal.finished_at = None  # a failed renewal is open again while it is paid
-    return new_attempt(
-        session,
+    job, row = prepare_attempt(
         renewal,
         method,
         now,
@@ -264,6 +263,8 @@ def _start_attempt(
         charge_id=confirm,
         return_url=links.return_url(settings, renewal.id),
     )
+    session.add(RenewalAttempt(**row))
+    return job
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,13 @@ def _lease_expired(now: datetime) -> ColumnElement[bool]:
     return and_(Renewal.status == "processing", Renewal.lease_expires_at < now)
 
 
+# One alias for every claim: a new one per call made SQLAlchemy build its columns and
+# cache key again for each batch.
+_METHOD = aliased(PaymentMethod)
+
+
 def _claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
-    method = aliased(PaymentMethod)
+    method = _METHOD
     return (
         select(Renewal.id)
         .join(Service, Service.id == Renewal.service_id)

@@ -10,19 +10,22 @@ after the commit leaves an attempt on record that reconcile can settle by its ke
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.bulk import write_updates
 from app.core.database import transaction
 from app.core.settings import Settings
-from app.events.service import NewEvent, emit_all
+from app.events.service import NewEvent, record_all
 from app.payment_methods.models import PaymentMethod
 from app.renewals import repository
 from app.renewals.engine import fall_back, reconcile
-from app.renewals.engine.job import ChargeJob, chargeable, new_attempt
+from app.renewals.engine.job import ChargeJob, chargeable, prepare_attempt
 from app.renewals.engine.outcomes import finish, reschedule, soft_failure
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal
+from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, transition_events, upcoming_event
 from app.services.lead_time import card_charge
 from app.services.methods import facts
@@ -48,6 +51,7 @@ async def claim_batch(
         method_ids = [s.payment_method_id for s in services.values() if s.payment_method_id]
         methods = await repository.methods_by_id(session, method_ids)
         events: list[NewEvent] = []
+        attempts: list[dict[str, Any]] = []  # the new attempts' rows, inserted together
         for renewal in renewals:
             tally.claimed += 1
             service = services[renewal.service_id]
@@ -67,13 +71,17 @@ async def claim_batch(
                         session, renewal, service, method, now, tally, settings
                     )
                 job = start_attempt(
-                    session, renewal, service, method, now, tally, worker=worker, settings=settings
+                    attempts, renewal, service, method, now, tally, worker=worker, settings=settings
                 )
                 await fall_back.or_fail(session, renewal, service, before, now, tally, settings)
                 events += transition_events(renewal, service, before)
             if job is not None:
                 jobs.append(job)
-        await emit_all(session, events, now=now)
+        # Rows in a few statements, then the events in one (app/core/bulk.py).
+        if attempts:
+            await session.execute(insert(cast(Table, RenewalAttempt.__table__)), attempts)
+        await write_updates(session)
+        await record_all(session, events, now=now)
     return jobs, tally
 
 
@@ -133,7 +141,7 @@ def price_notice(
 
 
 def start_attempt(
-    session: AsyncSession,
+    attempts: list[dict[str, Any]],
     renewal: Renewal,
     service: Service,
     method: PaymentMethod | None,
@@ -143,7 +151,8 @@ def start_attempt(
     worker: str,
     settings: Settings,
 ) -> ChargeJob | None:
-    """A new `processing` attempt and its job; None when the renewal is not to be charged."""
+    """A new `processing` attempt (its row appended to `attempts`, for the caller to insert
+    before it commits) and its job; None when the renewal is not to be charged."""
     reason = stop_reason(renewal, service, method, now, settings)
     if reason is not None:
         finish(renewal, "canceled", now, code=reason)
@@ -157,6 +166,8 @@ def start_attempt(
         return None
     # Price changes apply to renewals not charged yet: charge the service's price now.
     renewal.amount, renewal.currency = service.price_amount, service.price_currency
-    return new_attempt(
-        session, renewal, method, now, worker=worker, lease_seconds=settings.renewal_lease_seconds
+    job, row = prepare_attempt(
+        renewal, method, now, worker=worker, lease_seconds=settings.renewal_lease_seconds
     )
+    attempts.append(row)
+    return job

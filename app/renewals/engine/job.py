@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any, Literal
 
 from app.core.ids import new_id
 from app.gateways.port import Charge, GatewayError
 from app.payment_methods.models import PaymentMethod
-from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.models import Renewal
 
 # How the gateway is asked: a saved card with the customer away (the sweep), with the
 # customer present (pay now: a new charge), or an existing charge confirmed with the customer
@@ -53,8 +51,7 @@ class ChargeJob:
 Outcome = Charge | GatewayError | None
 
 
-def new_attempt(
-    session: AsyncSession,
+def prepare_attempt(
     renewal: Renewal,
     method: PaymentMethod,
     now: datetime,
@@ -64,31 +61,37 @@ def new_attempt(
     mode: ChargeMode = "off_session",
     charge_id: str | None = None,
     return_url: str = "",
-) -> ChargeJob:
+) -> tuple[ChargeJob, dict[str, Any]]:
     """The renewal's next attempt, `processing` with its own idempotency key under our
-    lease, and its job. The caller commits before the job is sent."""
+    lease, and its job. The attempt comes back as a row: the caller inserts it (claim, a
+    whole batch's in one statement) and commits before the job is sent."""
     renewal.payment_method_id = method.id
     renewal.attempt_count += 1
     key = f"renewal:{renewal.id}:attempt:{renewal.attempt_count}"
-    attempt = RenewalAttempt(
-        id=new_id("att"),
-        renewal_id=renewal.id,
-        number=renewal.attempt_count,
-        idempotency_key=key,
-        payment_method_id=method.id,
-        amount=renewal.amount,
-        currency=renewal.currency,
-        status="processing",
-        on_session=mode != "off_session",
+    row: dict[str, Any] = {
+        "id": new_id("att"),
+        "renewal_id": renewal.id,
+        "number": renewal.attempt_count,
+        "idempotency_key": key,
+        "payment_method_id": method.id,
+        "amount": renewal.amount,
+        "currency": renewal.currency,
+        "status": "processing",
+        "on_session": mode != "off_session",
         # A confirmation names its charge before the call: a lost answer is read by it.
-        gateway_charge_id=charge_id,
-        started_at=now,
-    )
-    session.add(attempt)
+        "gateway_charge_id": charge_id,
+        "failure_code": None,
+        "decline_code": None,
+        "hard_decline": False,
+        "reconciled": False,
+        "action_url": None,
+        "started_at": now,
+        "finished_at": None,
+    }
     take_lease(renewal, worker=worker, now=now, lease_seconds=lease_seconds)
-    return ChargeJob(
+    job = ChargeJob(
         renewal_id=renewal.id,
-        attempt_id=attempt.id,
+        attempt_id=row["id"],
         idempotency_key=key,
         amount=renewal.amount,
         currency=renewal.currency,
@@ -100,6 +103,7 @@ def new_attempt(
         charge_id=charge_id,
         return_url=return_url,
     )
+    return job, row
 
 
 def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: int) -> None:

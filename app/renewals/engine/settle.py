@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.bulk import write_updates
 from app.core.clock import Clock
 from app.core.database import transaction
 from app.core.settings import Settings
-from app.events.service import NewEvent, emit_all
+from app.events.service import NewEvent, record_all
 from app.gateways.port import (
     AuthenticationRequired,
     CardDeclined,
@@ -107,7 +108,9 @@ async def _settle_together(
                 settings,
                 looked_up=job.lookup_only,
             )
-        await emit_all(session, events, now=now)
+        # The group's rows in a few statements, then its events in one (app/core/bulk.py).
+        await write_updates(session)
+        await record_all(session, events, now=now)
     return tally
 
 

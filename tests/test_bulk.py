@@ -1,0 +1,60 @@
+"""app/core/bulk.py: changed rows written in batched UPDATEs land exactly as a flush would
+write them, on both backends, and a naive timestamp is refused as a flush refuses it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import StatementError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.bulk import write_updates
+from app.core.clock import FrozenClock
+from app.services.models import Service
+from tests import factories
+
+
+async def test_changed_rows_are_written_with_their_new_values(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    now = clock.now()
+    async with sessionmaker() as session, session.begin():
+        for index in range(3):
+            await factories.service(session, f"cus_{index}", now=now, service_id=f"svc_{index}")
+    later = now + timedelta(days=365)
+    async with sessionmaker() as session, session.begin():
+        services = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        # Two rows change the same columns (one statement), one changes others.
+        for service_id in ("svc_0", "svc_1"):
+            services[service_id].expires_at, services[service_id].updated_at = later, later
+        services["svc_2"].auto_renew, services["svc_2"].renewal_notice_at = False, None
+        await write_updates(session)
+        untouched_name = services["svc_0"].name
+    async with sessionmaker() as session:
+        stored = {s.id: s for s in (await session.scalars(select(Service))).all()}
+    assert [stored[f"svc_{i}"].expires_at for i in range(3)] == [later, later, now + timedelta(30)]
+    assert stored["svc_0"].updated_at == later and stored["svc_0"].name == untouched_name
+    assert stored["svc_2"].auto_renew is False and stored["svc_2"].renewal_notice_at is None
+    assert stored["svc_1"].auto_renew is True
+
+
+async def test_a_naive_timestamp_is_refused(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await factories.service(session, "cus_1", now=clock.now(), service_id="svc_1")
+
+    async def write_naive() -> None:
+        async with sessionmaker() as session, session.begin():
+            service = await session.get(Service, "svc_1")
+            assert service is not None
+            service.expires_at = datetime(2030, 1, 1)
+            await write_updates(session)
+
+    with pytest.raises((ValueError, StatementError)):
+        await write_naive()
+    async with sessionmaker() as session:
+        service = await session.get(Service, "svc_1")
+        assert service is not None and service.expires_at == clock.now() + timedelta(days=30)
