@@ -53,37 +53,16 @@ class CheckedSepa(BaseModel):
     line: int
     customer_id: str
     services: list[str]
-    method_id: str
-    fingerprints: list[str]
-    ciphertext: bytes
-    key_id: str
-    masked: str
-    last4: str
-    country: str
-    bank_code: str | None
-    bic: str | None
-    bank_name: str | None
-    holder_name: str
+    account: sepa.SealedAccount  # checked and sealed exactly as at registration
     reference: str
     signed_at: datetime
     signer_name: str
     last_collected_on: date | None
     lapsed_on: date | None  # set when unused for 36 months as of the import
 
-    def account(self) -> sepa.SealedAccount:
-        return sepa.SealedAccount(
-            method_id=self.method_id,
-            fingerprints=self.fingerprints,
-            ciphertext=self.ciphertext,
-            key_id=self.key_id,
-            masked=self.masked,
-            last4=self.last4,
-            country=self.country,
-            bank_code=self.bank_code,
-            bic=self.bic,
-            bank_name=self.bank_name,
-            holder_name=self.holder_name,
-        )
+    @property
+    def method_id(self) -> str:
+        return self.account.method_id
 
 
 class CheckedCard(BaseModel):
@@ -192,17 +171,7 @@ def check_sepa(
         line=number,
         customer_id=customer,
         services=services_of(line),
-        method_id=account.method_id,
-        fingerprints=account.fingerprints,
-        ciphertext=account.ciphertext,
-        key_id=account.key_id,
-        masked=account.masked,
-        last4=account.last4,
-        country=account.country,
-        bank_code=account.bank_code,
-        bic=account.bic,
-        bank_name=account.bank_name,
-        holder_name=account.holder_name,
+        account=account,
         reference=mandate.reference,
         signed_at=signed_at,
         signer_name=signer,
@@ -351,7 +320,7 @@ async def check_chunk(
     await session.rollback()  # ends the read: no transaction stays open during gateway calls
     for record in sepa_lines:
         found = mandates.get(record.reference.upper())
-        verdict = existing_verdict(record, record.line, found, record.fingerprints)
+        verdict = existing_verdict(record, record.line, found, record.account.fingerprints)
         verdicts[record.line] = verdict or Checked(record=record)
     to_verify = []
     for number, line in card_lines:

@@ -82,7 +82,7 @@ def build_sepa(record: CheckedSepa, context: WriteContext) -> PaymentMethod:
     """The method and its mandate as registration would make them, then accepted on the
     original date; the mandate keeps its reference and its place in the FRST/RCUR cycle."""
     now = context.now
-    account = record.account()
+    account = record.account
     method = sepa.new_method(record.customer_id, account, now)
     method.imported_at = now
     method.mandate = sepa.new_mandate(
@@ -161,7 +161,7 @@ def _name(record: Record) -> str:
 
 def _fingerprint_pairs(record: Record) -> list[tuple[str, str]]:
     if isinstance(record, CheckedSepa):
-        return [(record.customer_id, fp) for fp in record.fingerprints]
+        return [(record.customer_id, fp) for fp in record.account.fingerprints]
     return [(record.customer_id, record.fingerprint)] if record.fingerprint else []
 
 
@@ -188,7 +188,7 @@ async def _sort(
     seen = _Seen()
     to_write = []
     for record in records:
-        fingerprints = record.fingerprints if isinstance(record, CheckedSepa) else ()
+        fingerprints = record.account.fingerprints if isinstance(record, CheckedSepa) else ()
         found = names.get(_name(record)) or seen.names.get(_name(record))
         verdict = existing_verdict(record, record.line, found, fingerprints)
         if verdict is None:
@@ -204,7 +204,7 @@ async def _sort(
             seen.names[_name(record)] = repository.Existing(
                 record.method_id,
                 record.customer_id,
-                record.fingerprints[0] if isinstance(record, CheckedSepa) else None,
+                record.account.fingerprints[0] if isinstance(record, CheckedSepa) else None,
             )
             for pair in _fingerprint_pairs(record):
                 seen.accounts[pair] = record.method_id
