@@ -26,21 +26,6 @@ from tests.renewals.fake_gateway import FakeGateway
 pytestmark = pytest.mark.usefixtures("sessionmaker")
 
 
-@pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
-def renewer(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: FakeGateway,
-    clock: FrozenClock,
-    settings: Settings,
-) -> RenewalEngine:
-    return RenewalEngine(sessionmaker, gateway, clock, settings, worker="test-worker")
-
-
 async def due_service(
     session: AsyncSession,
     clock: FrozenClock,

@@ -27,11 +27,6 @@ pytestmark = pytest.mark.usefixtures("sessionmaker")
 
 
 @pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
 def fallback_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"renewal_fallback_enabled": True})
 

@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
 from app.core.ids import new_id
@@ -36,21 +36,6 @@ from tests.sepa.flow import sepa_customer
 pytestmark = pytest.mark.usefixtures("sessionmaker")
 
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
-def renewer(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: FakeGateway,
-    clock: FrozenClock,
-    settings: Settings,
-) -> RenewalEngine:
-    return RenewalEngine(sessionmaker, gateway, clock, settings, worker="test-worker")
 
 
 @pytest.fixture
