@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, UTCDateTime, transaction
 from app.core.errors import TooManyRequests
+from app.core.idempotency import answered
 from app.core.scheduler import JobContext
 from app.core.settings import Settings
 
@@ -70,6 +71,23 @@ async def hit(
                 headers={"Retry-After": str(retry_after)},
             )
         session.add(RateLimitHit(scope=rule.scope, caller_id=caller_id, at=now))
+
+
+async def hit_unless_replayed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rule: RateLimit,
+    caller_id: str,
+    idempotency_key: str | None,
+    now: datetime,
+) -> None:
+    """`hit`, except for the replay of an Idempotency-Key already answered, which is free.
+    For a write route: call it before the request's own transaction claims the key (SQLite
+    has one writer)."""
+    if idempotency_key is not None and await answered(
+        sessionmaker, caller_id, idempotency_key, now
+    ):
+        return
+    await hit(sessionmaker, rule, caller_id, now)
 
 
 async def forget_hits_before(session: AsyncSession, scope: str, before: datetime) -> int:

@@ -24,7 +24,7 @@ from app.core.deps import (
 )
 from app.core.errors import problem_responses
 from app.core.http import json_response
-from app.core.idempotency import IdempotencyDep, answered
+from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep
 from app.core.settings import Settings
 from app.payment_methods import limits, service
@@ -75,11 +75,13 @@ async def _count_registration(
 ) -> None:
     """Counted before the request's own transaction writes anything (SQLite has one
     writer), and not for the replay of an answered Idempotency-Key, which is free."""
-    now = clock.now()
-    key = request.headers.get("idempotency-key")
-    if key is not None and await answered(sessionmaker, caller.customer_id, key, now):
-        return
-    await ratelimit.hit(sessionmaker, limits.registrations(settings), caller.customer_id, now)
+    await ratelimit.hit_unless_replayed(
+        sessionmaker,
+        limits.registrations(settings),
+        caller.customer_id,
+        request.headers.get("idempotency-key"),
+        clock.now(),
+    )
 
 
 @router.post(

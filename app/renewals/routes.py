@@ -20,7 +20,7 @@ from app.core.deps import (
     SettingsDep,
 )
 from app.core.errors import Conflict, NotFound, problem_responses
-from app.core.idempotency import IdempotencyDep, answered
+from app.core.idempotency import IdempotencyDep
 from app.core.pagination import Page, PageDep, paginate
 from app.core.settings import Settings
 from app.renewals import limits, links, paying, presenter, repository
@@ -93,11 +93,13 @@ async def _count_payment(
 ) -> None:
     """One try counted per customer, before the request's transaction begins; the replay of
     an answered Idempotency-Key is free."""
-    now = clock.now()
-    key = request.headers.get("idempotency-key")
-    if key is not None and await answered(sessionmaker, caller.customer_id, key, now):
-        return
-    await ratelimit.hit(sessionmaker, limits.pay_now(settings), caller.customer_id, now)
+    await ratelimit.hit_unless_replayed(
+        sessionmaker,
+        limits.pay_now(settings),
+        caller.customer_id,
+        request.headers.get("idempotency-key"),
+        clock.now(),
+    )
 
 
 CountPayment = Depends(_count_payment)
