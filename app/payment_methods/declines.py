@@ -27,3 +27,23 @@ def told_to_customer(code: str | None) -> str | None:
     if code is None or code in _TOLD_TO_CUSTOMER:
         return code
     return GENERIC_DECLINE
+
+
+# Declines that say something about the card itself (reported stolen, a wrong CVC). At
+# registration every decline but the actionable ones above is generic; a renewal, on a card
+# the customer already proved, hides only these (app/renewals/reasons.py).
+TELLING_DECLINES = frozenset(
+    {
+        "lost_card",
+        "stolen_card",
+        "pickup_card",
+        "restricted_card",
+        "fraudulent",
+        "merchant_blacklist",
+        "security_violation",
+        "incorrect_cvc",
+        "invalid_cvc",
+        "incorrect_number",
+        "invalid_number",
+    }
+)

@@ -6,7 +6,9 @@ written when the renewal fails and free to be reworded.
 
 from __future__ import annotations
 
-# The same words as any decline (see _TELLING below), with the way out.
+from app.payment_methods.declines import GENERIC_DECLINE, TELLING_DECLINES
+
+# The same words as any decline (see told_to_customer below), with the way out.
 _TELLING_SENTENCE = "Your bank declined the payment: pay with another card, or ask your bank."
 _SENTENCES: dict[str, str] = {
     "insufficient_funds": "Your bank declined the payment for insufficient funds.",
@@ -79,26 +81,9 @@ def and_finally(reason: str | None, why: str) -> str:
     return " ".join(part for part in (reason, _FINAL[why]) if part)[:255]
 
 
-# Declines that say something about the card itself (reported stolen, a wrong CVC): shown to
-# the customer as generic_decline, so a renewal is no oracle for someone testing cards; the
-# admin's renewal list keeps them. Every other code is something the customer can act on.
-_TELLING = frozenset(
-    {
-        "lost_card",
-        "stolen_card",
-        "pickup_card",
-        "restricted_card",
-        "fraudulent",
-        "merchant_blacklist",
-        "security_violation",
-        "incorrect_cvc",
-        "invalid_cvc",
-        "incorrect_number",
-        "invalid_number",
-    }
-)
-
-
 def told_to_customer(code: str | None) -> str | None:
-    """A renewal's failure or decline code as the customer sees it."""
-    return "generic_decline" if code in _TELLING else code
+    """A renewal's failure or decline code as the customer sees it: the declines that say
+    something about the card itself (app/payment_methods/declines.py) become generic, so a
+    renewal is no oracle for someone testing cards; every other code is something the
+    customer can act on. The admin's renewal list keeps them all."""
+    return GENERIC_DECLINE if code in TELLING_DECLINES else code
