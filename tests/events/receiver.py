@@ -72,7 +72,11 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # The stdlib's listen backlog is 5: four dispatchers sending at once on a loaded
+        # machine could be refused a connection, which is a failed delivery retried later
+        # (never, under a frozen clock) rather than the race the tests look at.
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self.server = server_class(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
