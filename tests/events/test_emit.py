@@ -122,6 +122,12 @@ async def test_emitter_bugs_raise_and_write_nothing(
         {"account": "fr1420041010050500013m02606"},
         {"cvc": "123"},
         {"card_number": "x"},
+        {"CVC": 0},
+        {"ref": 4242424242424242},
+        # In JSON text an escape puts a letter right before the IBAN ("\\nDE89…"): the
+        # quick scan must not be what decides.
+        {"note": "line one\nDE89370400440532013000"},
+        {"note": 'said "DE89370400440532013000"'},
     ],
 )
 def test_the_guard_refuses_card_numbers_ibans_and_secret_fields(data: dict[str, Any]) -> None:
