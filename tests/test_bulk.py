@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -58,3 +58,28 @@ async def test_a_naive_timestamp_is_refused(
     async with sessionmaker() as session:
         service = await session.get(Service, "svc_1")
         assert service is not None and service.expires_at == clock.now() + timedelta(days=30)
+
+
+async def test_a_field_set_to_the_value_it_had_is_not_written(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    now = clock.now()
+    async with sessionmaker() as session, session.begin():
+        for index in range(2):
+            await factories.service(session, f"cus_{index}", now=now, service_id=f"svc_{index}")
+    later = now + timedelta(days=365)
+    version = text("SELECT xmin::text FROM services WHERE id = 'svc_1'")  # PostgreSQL's
+    async with sessionmaker() as session, session.begin():
+        on_postgresql = session.get_bind().dialect.name == "postgresql"
+        before = await session.scalar(version) if on_postgresql else None
+        services = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        services["svc_0"].auto_renew, services["svc_0"].expires_at = True, later
+        services["svc_1"].auto_renew, services["svc_1"].name = True, services["svc_1"].name
+        await write_updates(session)
+        if on_postgresql:
+            assert not session.dirty  # written, or known unchanged: nothing left to flush
+            assert await session.scalar(version) == before  # svc_1's row was not updated
+    async with sessionmaker() as session:
+        stored = {s.id: s for s in (await session.scalars(select(Service))).all()}
+    assert stored["svc_0"].expires_at == later and stored["svc_0"].auto_renew is True
+    assert stored["svc_1"].auto_renew is True and stored["svc_1"].updated_at == now
