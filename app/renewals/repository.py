@@ -142,8 +142,7 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
         claimed += (await session.execute(ids)).scalars()
     if not claimed:
         return []
-    query = select(Renewal).where(Renewal.id.in_(claimed)).order_by(Renewal.id)
-    return list((await session.execute(query)).scalars())
+    return list((await session.execute(_RENEWALS_BY_ID, {"ids": claimed})).scalars())
 
 
 async def current_for(session: AsyncSession, services: Sequence[Service]) -> dict[str, Renewal]:
@@ -213,15 +212,33 @@ async def current_of(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+# The sweep's reads by id, built once: `column.in_(values)` builds and coerces one bound
+# parameter per value on every call, where an expanding parameter takes the list as it is.
+_RENEWALS_BY_ID = (
+    select(Renewal).where(Renewal.id.in_(bindparam("ids", expanding=True))).order_by(Renewal.id)
+)
+_SERVICES_BY_ID = select(Service).where(Service.id.in_(bindparam("ids", expanding=True)))
+_METHODS_BY_ID = select(PaymentMethod).where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
+_LOCK_FOR_SETTLEMENT = (
+    select(Renewal, RenewalAttempt, Service)
+    .join(RenewalAttempt, RenewalAttempt.renewal_id == Renewal.id)
+    .join(Service, Service.id == Renewal.service_id)
+    .where(RenewalAttempt.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Renewal.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Service]:
-    rows = await session.execute(select(Service).where(Service.id.in_(set(ids))))
+    rows = await session.execute(_SERVICES_BY_ID, {"ids": list(set(ids))})
     return {service.id: service for service in rows.scalars()}
 
 
 async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, PaymentMethod]:
     if not ids:
         return {}
-    rows = await session.execute(select(PaymentMethod).where(PaymentMethod.id.in_(set(ids))))
+    rows = await session.execute(_METHODS_BY_ID, {"ids": list(set(ids))})
     return {method.id: method for method in rows.scalars()}
 
 
@@ -234,16 +251,7 @@ async def lock_for_settlement(
     wait for each other instead of deadlocking. What the session read of them before the
     lock is replaced by what the lock read: another transaction may have settled them since.
     """
-    query = (
-        select(Renewal, RenewalAttempt, Service)
-        .join(RenewalAttempt, RenewalAttempt.renewal_id == Renewal.id)
-        .join(Service, Service.id == Renewal.service_id)
-        .where(RenewalAttempt.id.in_(attempt_ids))
-        .order_by(Renewal.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    rows = (await session.execute(query)).all()
+    rows = (await session.execute(_LOCK_FOR_SETTLEMENT, {"ids": list(attempt_ids)})).all()
     return {attempt.id: (renewal, attempt, service) for renewal, attempt, service in rows}
 
 
