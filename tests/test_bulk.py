@@ -1,19 +1,24 @@
-"""app/core/bulk.py: changed rows written in batched UPDATEs land exactly as a flush would
-write them, on both backends, and a naive timestamp is refused as a flush refuses it."""
+"""app/core/bulk.py: changed rows written in batched UPDATEs and new rows in one INSERT land
+exactly as a flush would write them, on both backends, and a naive timestamp is refused as
+a flush refuses it."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Table, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import write_updates
+from app.core.bulk import insert_rows, write_updates
 from app.core.clock import FrozenClock
+from app.events.models import Event
 from app.services.models import Service
 from tests import factories
+
+events = cast(Table, Event.__table__)
 
 
 async def test_changed_rows_are_written_with_their_new_values(
@@ -83,3 +88,44 @@ async def test_a_field_set_to_the_value_it_had_is_not_written(
         stored = {s.id: s for s in (await session.scalars(select(Service))).all()}
     assert stored["svc_0"].expires_at == later and stored["svc_0"].auto_renew is True
     assert stored["svc_1"].auto_renew is True and stored["svc_1"].updated_at == now
+
+
+def _event_row(number: int, created_at: datetime) -> dict[str, Any]:
+    return {
+        "id": f"evt_{number}",
+        "type": "service.renewed",
+        "schema_version": 1,
+        "customer_id": "cus_1",
+        "resource_type": "service",
+        "resource_id": "svc_1",
+        "sequence": number,
+        "data": {"note": f"é {number}", "nested": [number, None]},
+        "created_at": created_at,
+    }
+
+
+async def test_new_rows_are_inserted_as_given(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await insert_rows(session, events, [_event_row(n, clock.now()) for n in (1, 2, 3)])
+    async with sessionmaker() as session:
+        stored = (await session.scalars(select(Event).order_by(Event.sequence))).all()
+    assert [(e.id, e.sequence, e.created_at) for e in stored] == [
+        (f"evt_{n}", n, clock.now()) for n in (1, 2, 3)
+    ]
+    assert stored[1].data == {"note": "é 2", "nested": [2, None]}
+
+
+async def test_rows_missing_a_column_or_with_a_naive_timestamp_are_refused(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    incomplete = _event_row(1, clock.now())
+    del incomplete["data"]
+    async with sessionmaker() as session:
+        with pytest.raises(ValueError, match="missing \\['data'\\]"):
+            await insert_rows(session, events, [incomplete])
+        with pytest.raises((ValueError, StatementError)):
+            await insert_rows(session, events, [_event_row(2, datetime(2030, 1, 1))])
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Event))).all() == []

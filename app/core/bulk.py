@@ -1,40 +1,39 @@
-"""Write the session's changed rows with one UPDATE per table and column set.
+"""Write many rows at once: the session's changed rows with one UPDATE per table and column
+set, new rows with one INSERT.
 
-The unit of work sends one UPDATE per changed row (an executemany). A renewal sweep changes
-hundreds of rows per transaction, always the same few columns, so on PostgreSQL the changes
-go as `UPDATE t SET … FROM unnest(:ids, :col1, …) AS v WHERE t.pk = v.pk`: one statement,
-one round trip per set of rows that changed the same columns, and one text per column set
-(built once, so nothing is compiled per call). Elsewhere (SQLite) the unit of work writes
-them, as before.
+The unit of work sends one UPDATE per changed row, and a Core executemany one message per
+new row, each parameter processed in Python. A renewal sweep changes hundreds of rows per
+transaction, always the same few columns, so on PostgreSQL they go over arrays:
+
+    UPDATE t SET a = v.a, b = :b FROM unnest(:ids, :a) AS v(id, a) WHERE t.id = v.id
+    INSERT INTO t (id, a, b) SELECT v.id, v.a, :b FROM unnest(:ids, :a) AS v(id, a)
+
+one statement per set of rows that changed the same columns. A column holding the same
+value in every row (a status, a timestamp, a flag) is sent once instead of as an array:
+asyncpg encodes arrays element by element, and such columns were half of a sweep's. Texts
+are built once per shape and kept. Elsewhere (SQLite) the unit of work and Core write them,
+as before.
 
 Only plain column changes of persistent rows with a single-column primary key are taken;
 new and deleted rows, and anything else, are left to the unit of work. Values go through
 each column type's own bind processing (a naive datetime is refused as it would be by a
-flush). The rows written are expunged from the session: the caller is about to commit, and
+flush). The rows written are detached from the session: the caller is about to commit, and
 the session would otherwise write them again.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, inspect, text
+from sqlalchemy import Column, Table, TextClause, insert, inspect, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState, Mapper
 
-
-@dataclass(frozen=True)
-class _Statement:
-    text: TextClause
-    attributes: tuple[str, ...]  # the primary key's, then the changed columns'
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-
-_statements: dict[tuple[Mapper[Any], tuple[str, ...]], _Statement] = {}
+Processor = Callable[[Any], Any] | None
 
 
 async def write_updates(session: AsyncSession) -> None:
@@ -46,56 +45,113 @@ async def write_updates(session: AsyncSession) -> None:
     for instance in list(session.dirty):
         state: InstanceState[Any] = inspect(instance)
         mapper = state.mapper
-        if len(mapper.primary_key) != 1 or mapper.inherits is not None:
+        columns = _column_keys(mapper)
+        if columns is None:
             continue
         # `committed_state` holds the value each attribute set since the row was loaded
         # had then. One set back to that value is not written, as the unit of work would
         # not write it: the rules often set a field to what it already is.
         committed, values = state.committed_state, state.dict
-        if not committed or any(key not in mapper.columns for key in committed):
+        if not committed or not columns.issuperset(committed):
             continue
         keys = tuple(sorted(key for key, before in committed.items() if values[key] != before))
         if keys:
             groups[(mapper, keys)].append(state)
         else:
             unchanged.append(state)
+    # Session.expunge walks every mapper's cascades per object, a quarter of this
+    # function's time in a sweep; it ends in this bulk form, which SQLAlchemy keeps private
+    # (2.0). Related objects stay in the session and are flushed as usual.
     session.sync_session._expunge_states(unchanged)
     for (mapper, keys), states in groups.items():
-        statement = _statements.get((mapper, keys))
-        if statement is None:
-            statement = _statements[(mapper, keys)] = _statement(mapper, keys, dialect)
-        columns: list[list[Any]] = [[] for _ in statement.attributes]
-        for state in states:
-            values = state.dict
-            for index, (attribute, process) in enumerate(
-                zip(statement.attributes, statement.processors, strict=True)
-            ):
-                value = values[attribute]
-                columns[index].append(value if process is None else process(value))
-        await session.execute(statement.text, {f"c{i}": c for i, c in enumerate(columns)})
-        # Session.expunge walks every mapper's cascades per object, a quarter of this
-        # function's time in a sweep; it ends in this bulk form, which SQLAlchemy keeps
-        # private (2.0). Related objects stay in the session and are flushed as usual.
+        identity = mapper.get_property_by_column(mapper.primary_key[0]).key
+        attributes = (identity, *keys)
+        table: Table = mapper.local_table  # type: ignore[assignment]
+        rows = [[state.dict[key] for key in attributes] for state in states]
+        names = tuple(mapper.columns[key].name for key in attributes)
+        await _execute(session, dialect, "update", table, names, rows)
         session.sync_session._expunge_states(states)
 
 
-def _statement(mapper: Mapper[Any], keys: tuple[str, ...], dialect: Dialect) -> _Statement:
-    identity = mapper.primary_key[0]
-    columns: list[Any] = [identity, *(mapper.columns[key] for key in keys)]
-    names = [f'"{column.name}"' for column in columns]
-    arrays = ", ".join(
-        f"CAST(:c{i} AS {column.type.compile(dialect=dialect)}[])"
-        for i, column in enumerate(columns)
+async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`, each naming every column of `table` (no defaults are applied here)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    names = tuple(rows[0])
+    if set(names) != set(table.columns.keys()):
+        missing = sorted(set(table.columns.keys()) - set(names))
+        raise ValueError(f"rows for {table.name} must name every column; missing {missing}")
+    if dialect.name != "postgresql":
+        await session.execute(insert(table), rows)
+        return
+    values = [[row[name] for name in names] for row in rows]
+    await _execute(session, dialect, "insert", table, names, values)
+
+
+@lru_cache(maxsize=64)
+def _column_keys(mapper: Mapper[Any]) -> frozenset[str] | None:
+    """The attribute keys of the mapper's plain columns; None when its rows are not for us."""
+    if len(mapper.primary_key) != 1 or mapper.inherits is not None:
+        return None
+    return frozenset(mapper.columns.keys())
+
+
+async def _execute(
+    session: AsyncSession,
+    dialect: Dialect,
+    kind: str,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[list[Any]],
+) -> None:
+    """One UPDATE (the first column is the primary key) or INSERT of `rows`, values in
+    `names` order, with a column sent once when it holds one value in every row."""
+    processors = _processors(table, names, dialect)
+    columns: list[list[Any]] = []
+    for index, process in enumerate(processors):
+        values = [row[index] for row in rows]
+        columns.append(values if process is None else [process(value) for value in values])
+    # The first column (an UPDATE's primary key, which the rows are joined on) is always an
+    # array: it gives the statement its rows.
+    single = tuple(
+        index > 0 and len(rows) > 1 and values.count(values[0]) == len(rows)
+        for index, values in enumerate(columns)
     )
-    table = f'"{mapper.local_table.name}"'  # type: ignore[attr-defined]
-    # Only names from the mapping are formatted in; every value is a bound parameter.
-    sets = ", ".join(f"{name} = v.{name}" for name in names[1:])
-    sql = (
-        f"UPDATE {table} SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "  # noqa: S608
-        f"WHERE {table}.{names[0]} = v.{names[0]}"
-    )
-    return _Statement(
-        text(sql),
-        (mapper.get_property_by_column(identity).key, *keys),
-        tuple(column.type.bind_processor(dialect) for column in columns),
-    )
+    parameters = {
+        f"c{index}": values[0] if once else values
+        for index, (values, once) in enumerate(zip(columns, single, strict=True))
+    }
+    await session.execute(_text(kind, table, names, single, dialect), parameters)
+
+
+@lru_cache(maxsize=256)
+def _processors(table: Table, names: tuple[str, ...], dialect: Dialect) -> tuple[Processor, ...]:
+    return tuple(table.columns[name].type.bind_processor(dialect) for name in names)
+
+
+@lru_cache(maxsize=256)
+def _text(
+    kind: str, table: Table, names: tuple[str, ...], single: tuple[bool, ...], dialect: Dialect
+) -> TextClause:
+    """The statement of one shape: which columns, which of them sent once."""
+    columns: list[Column[Any]] = [table.columns[name] for name in names]
+    values, arrays, unnested = [], [], []
+    for index, (column, once) in enumerate(zip(columns, single, strict=True)):
+        sql_type = column.type.compile(dialect=dialect)
+        if once:
+            values.append(f"CAST(:c{index} AS {sql_type})")
+        else:
+            values.append(f'v."{column.name}"')
+            arrays.append(f"CAST(:c{index} AS {sql_type}[])")
+            unnested.append(f'"{column.name}"')
+    source = f"unnest({', '.join(arrays)}) AS v({', '.join(unnested)})"
+    target = f'"{table.name}"'
+    # Only names from the table are formatted in; every value is a bound parameter.
+    if kind == "update":
+        pairs = zip(columns[1:], values[1:], strict=True)
+        sets = ", ".join(f'"{column.name}" = {value}' for column, value in pairs)
+        key = f'"{columns[0].name}"'
+        return text(f"UPDATE {target} SET {sets} FROM {source} WHERE {target}.{key} = v.{key}")  # noqa: S608
+    quoted = ", ".join(f'"{column.name}"' for column in columns)
+    return text(f"INSERT INTO {target} ({quoted}) SELECT {', '.join(values)} FROM {source}")  # noqa: S608

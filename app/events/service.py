@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.bulk import insert_rows
 from app.core.errors import NotFound
 from app.core.ids import new_id
 from app.events import repository as repo
@@ -86,13 +87,14 @@ async def record_all(
     session: AsyncSession, new_events: Sequence[NewEvent], *, now: datetime
 ) -> None:
     """`emit_all` for callers that write many events and need none back (the renewal
-    sweep): the same checks, numbers and deliveries, but the rows go in with one Core
-    INSERT instead of through the unit of work, which costs more than building them."""
+    sweep): the same checks, numbers and deliveries, but the rows go in with one INSERT
+    (app/core/bulk.py) instead of through the unit of work, which costs more than
+    building them."""
     if not new_events:
         return
     rows = await _rows(session, new_events, now)
     endpoints = await _enabled_endpoints(session)
-    await session.execute(insert(cast(Table, Event.__table__)), rows)
+    await insert_rows(session, cast(Table, Event.__table__), rows)
     session.add_all(
         new_delivery_for(row["id"], endpoint, now)
         for row in rows

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import write_updates
+from app.core.bulk import insert_rows, write_updates
 from app.core.database import transaction
 from app.core.settings import Settings
 from app.events.service import NewEvent, record_all
@@ -78,8 +78,7 @@ async def claim_batch(
             if job is not None:
                 jobs.append(job)
         # Rows in a few statements, then the events in one (app/core/bulk.py).
-        if attempts:
-            await session.execute(insert(cast(Table, RenewalAttempt.__table__)), attempts)
+        await insert_rows(session, cast(Table, RenewalAttempt.__table__), attempts)
         await write_updates(session)
         await record_all(session, events, now=now)
     return jobs, tally
