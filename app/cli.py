@@ -157,6 +157,7 @@ def openapi(args: argparse.Namespace) -> int:
 @command("renew")
 def renew(args: argparse.Namespace) -> int:
     from app.core.clock import SystemClock
+    from app.core.collector import settle_garbage_collector
     from app.core.database import create_engine, create_sessionmaker
     from app.gateways.factory import build_gateway, build_sandbox
     from app.renewals.engine.sweep import RenewalEngine
@@ -172,6 +173,7 @@ def renew(args: argparse.Namespace) -> int:
             await sandbox.start()
         gateway = build_gateway(settings, sandbox=sandbox)
         renewer = RenewalEngine(create_sessionmaker(engine), gateway, clock, settings)
+        settle_garbage_collector()  # this process exists to sweep: tuned as the API's is
         try:
             while True:
                 summary = await run_renewals(renewer)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from app import __version__
 from app.api import mount_routes
 from app.core import migrations
 from app.core.clock import Clock, SystemClock
+from app.core.collector import settle_garbage_collector
 from app.core.database import create_engine, create_reader, create_sessionmaker, dispose_reader
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
@@ -44,20 +44,6 @@ once, and the service is extended by one period.
 All errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
 Money is `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`; times are UTC.
 """
-
-
-# Young-generation collections every 700 allocations ran many times per request and, as
-# objects aged, full collections walked everything the imports and the app had built:
-# 70-300 ms pauses in the read routes' p99 (bench/api.py).
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
-def settle_garbage_collector() -> None:
-    """Once the app is built: what exists now lives as long as the process, so it is moved
-    out of the collector's sight (`gc.freeze`), and young collections run less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def create_app(

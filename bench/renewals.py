@@ -17,10 +17,11 @@ settles: attempt succeeded, renewal succeeded, service extended, two events
 - `before` (with `--before DIR`, a checkout of another commit, e.g. `git worktree add`):
   that commit's engine, in a process of its own, on the same data.
 
-Rounds are interleaved (engine, raw, before; engine, raw, before; …). Each run prints
-renewals/s and the Python CPU time per renewal (the process's CPU time over the run,
-database excluded: PostgreSQL runs in its own processes); the summary gives the medians, the
-ratio engine/raw and the load average, since the machine may be shared.
+Rounds are interleaved (engine, raw, before; engine, raw, before; …), every contender with
+the garbage collector tuned as in the service's own processes (app/core/collector.py).
+Each run prints renewals/s and the Python CPU time per renewal (the process's CPU time over
+the run, database excluded: PostgreSQL runs in its own processes); the summary gives the
+medians, the ratio engine/raw and the load average, since the machine may be shared.
 
 Gateways: `sandbox` (default) is the project's Stripe-compatible sandbox as its own
 process with zero added latency, called through the Stripe adapter by both sides; `null`
@@ -52,6 +53,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from app.core.clock import SystemClock
+from app.core.collector import settle_garbage_collector
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.gateways.port import Charge, PaymentGateway
@@ -221,8 +223,9 @@ async def run_raw(database_url: str, gateway: PaymentGateway) -> tuple[float, fl
 # The engine of another checkout, in a process of its own (its `app` package, not ours).
 # The null gateway only: the sandbox's cards are not worth passing across.
 BEFORE = """
-import asyncio, json, sys, time, uuid
+import asyncio, gc, json, sys, time, uuid
 from app.core.clock import SystemClock
+from app.core.collector import settle_garbage_collector
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.gateways.port import Charge
@@ -236,6 +239,7 @@ class NullGateway:
         return None
 
 async def main(url, batch, concurrency):
+    gc.collect(); gc.freeze(); gc.set_threshold(50_000, 20, 20)  # as app/core/collector.py
     settings = Settings(database_url=url, renewal_batch_size=batch,
                         renewal_concurrency=concurrency, db_pool_size=concurrency)
     engine = create_engine(url, pool_size=concurrency)
@@ -318,6 +322,10 @@ async def main() -> None:
             cards = [(f"gcus_{i}", f"gpm_{i}") for i in range(CARDS)]
             gateway = NullGateway()  # type: ignore[assignment]
         await seed(template, cards, args.count)
+        # Every contender runs in a process tuned as the service's are (the API server and
+        # the renewal worker both sweep): what the benchmark set up is frozen, young
+        # collections run every 50,000 allocations.
+        settle_garbage_collector()
 
         contenders = {
             "engine": lambda url: run_engine(url, gateway),
