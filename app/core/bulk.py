@@ -28,10 +28,11 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, Table, TextClause, insert, inspect, text
+from sqlalchemy import Column, Table, TextClause, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState, Mapper
+from sqlalchemy.orm.attributes import instance_state
 
 Processor = Callable[[Any], Any] | None
 
@@ -43,7 +44,7 @@ async def write_updates(session: AsyncSession) -> None:
     groups: dict[tuple[Mapper[Any], tuple[str, ...]], list[InstanceState[Any]]] = defaultdict(list)
     unchanged: list[InstanceState[Any]] = []
     for instance in list(session.dirty):
-        state: InstanceState[Any] = inspect(instance)
+        state: InstanceState[Any] = instance_state(instance)
         mapper = state.mapper
         columns = _column_keys(mapper)
         if columns is None:
