@@ -171,9 +171,12 @@ async def list_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
     return list((await session.scalars(query)).all())
 
 
+# Built once: every transaction that emits events reads it (a sweep, once per group).
+_ENABLED_ENDPOINTS = select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
+
+
 async def enabled_endpoints(session: AsyncSession) -> list[WebhookEndpoint]:
-    query = select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(_ENABLED_ENDPOINTS)).all())
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: str) -> WebhookEndpoint | None:
