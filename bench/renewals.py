@@ -225,7 +225,6 @@ async def run_raw(database_url: str, gateway: PaymentGateway) -> tuple[float, fl
 BEFORE = """
 import asyncio, gc, json, sys, time, uuid
 from app.core.clock import SystemClock
-from app.core.collector import settle_garbage_collector
 from app.core.database import create_engine, create_sessionmaker
 from app.core.settings import Settings
 from app.gateways.port import Charge
