@@ -3,8 +3,8 @@
 Young-generation collections every 700 allocations ran many times per request (or per swept
 renewal, which builds a few hundred objects), and as objects aged, full collections walked
 everything the imports and the app had built: 70-300 ms pauses in the read routes' p99
-(bench/api.py), and a sixth of a sweep's CPU (bench/renewals.py). Tests build many apps
-in one process and keep the interpreter's defaults.
+(bench/api.py), and 4-7 % of a sweep's CPU (bench/renewals.py). Tests build many apps in
+one process and keep the interpreter's defaults.
 """
 
 from __future__ import annotations
