@@ -19,8 +19,8 @@ from app.core.deps import (
     caller_of,
 )
 from app.core.errors import NotFound, problem_responses
-from app.core.http import json_response
-from app.core.pagination import Page, PageDep, paginate, paginate_rows
+from app.core.http import data_json_response
+from app.core.pagination import Page, PageDep, paginate
 from app.core.settings import Settings
 from app.runs import provisioning
 from app.runs.customer_act import after_customer_act
@@ -76,21 +76,20 @@ async def list_my_services(
     state = request.app.state
     settings: Settings = state.settings
     now = state.clock.now()
-    query = repository.list_query(
-        customer_id=caller.customer_id,
-        auto_renew=auto_renew,
-        expiring_before=expiring_before,
-        columns=True,
-    )
 
-    async def read(session: AsyncSession) -> Page[ServiceOut]:
-        rows, next_cursor = await paginate_rows(
-            session, query, page, created_at=Service.created_at, row_id=Service.id
+    async def read(session: AsyncSession) -> dict[str, Any]:
+        rows, next_cursor = await repository.customer_page(
+            session,
+            caller.customer_id,
+            page,
+            auto_renew=auto_renew,
+            expiring_before=expiring_before,
         )
         data = await presenter.read_many(session, rows, settings=settings, now=now)
-        return Page(data=data, next_cursor=next_cursor)
+        return {"data": data, "next_cursor": next_cursor}
 
-    return json_response(await read_only(state.reader, read))
+    # `Page[ServiceOut]`'s JSON, from plain data (app/services/presenter.py).
+    return data_json_response(await read_only(state.reader, read))
 
 
 @router.get(
