@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.reads import Reads
 from app.core.settings import Settings
 from app.renewals import repository as renewals
 from app.renewals.models import Renewal
@@ -124,13 +125,13 @@ async def many(
 
 
 async def read_many(
-    session: AsyncSession, rows: Sequence[Row[Any]], *, settings: Settings, now: datetime
+    reads: Reads, rows: Sequence[Any], *, settings: Settings, now: datetime
 ) -> list[ServiceView]:
     """`many` for read-only routes, from rows of the services table: the methods' facts and
     the current renewals come as rows too, and no model is built, not even the answer's."""
     ids = {r.payment_method_id for r in rows if r.payment_method_id}
-    methods = await read_methods(session, ids)
-    current = await renewals.current_rows(session, [(r.id, r.expires_at) for r in rows])
+    methods = await read_methods(reads, ids)
+    current = await renewals.current_rows(reads, [(r.id, r.expires_at) for r in rows])
     return _all_views(rows, methods, current, settings, now)
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import DriverStatement, fetch_rows
 from app.core.pagination import PageParams, cut_page, page_query, page_values
+from app.core.reads import Reads, ReadStatement
 from app.services.models import AppliedSettings, Service, ServiceChange
 
 
@@ -77,7 +77,7 @@ def list_query(
 
 
 @functools.cache
-def _customer_page(*, auto_renew: bool, expiring_before: bool, after: bool) -> DriverStatement:
+def _customer_page(*, auto_renew: bool, expiring_before: bool, after: bool) -> ReadStatement:
     # One statement per combination of filters and cursor, built and compiled once, the
     # values bound by name (`customer_page`).
     query = list_query(
@@ -86,13 +86,13 @@ def _customer_page(*, auto_renew: bool, expiring_before: bool, after: bool) -> D
         expiring_before=bindparam("expiring_before") if expiring_before else None,
         columns=True,
     )
-    return DriverStatement.of(
+    return ReadStatement.of(
         page_query(query, after=after, created_at=Service.created_at, row_id=Service.id)
     )
 
 
 async def customer_page(
-    session: AsyncSession,
+    reads: Reads,
     customer_id: str,
     page: PageParams,
     *,
@@ -100,7 +100,7 @@ async def customer_page(
     expiring_before: datetime | None,
 ) -> tuple[list[Any], str | None]:
     """One page of the customer's services as rows read by attribute, no models (the
-    read-only list): on PostgreSQL on asyncpg itself, as its two follow-up reads."""
+    read-only list)."""
     values = page_values(page)
     statement = _customer_page(
         auto_renew=auto_renew is not None,
@@ -108,7 +108,7 @@ async def customer_page(
         after=page.cursor is not None,
     )
     values.update(customer_id=customer_id, auto_renew=auto_renew, expiring_before=expiring_before)
-    rows = await fetch_rows(session, statement, values)
+    rows = await reads.rows(statement, values)
     return cut_page(rows, page, Service.created_at, Service.id)
 
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Path, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import Clock, Instant
-from app.core.database import read_only
 from app.core.deps import (
     BEARER_SECURITY,
     AdminDep,
@@ -21,6 +20,7 @@ from app.core.deps import (
 from app.core.errors import NotFound, problem_responses
 from app.core.http import data_json_response
 from app.core.pagination import Page, PageDep, paginate
+from app.core.reads import Reads, read_only
 from app.core.settings import Settings
 from app.runs import provisioning
 from app.runs.customer_act import after_customer_act
@@ -77,15 +77,15 @@ async def list_my_services(
     settings: Settings = state.settings
     now = state.clock.now()
 
-    async def read(session: AsyncSession) -> dict[str, Any]:
+    async def read(reads: Reads) -> dict[str, Any]:
         rows, next_cursor = await repository.customer_page(
-            session,
+            reads,
             caller.customer_id,
             page,
             auto_renew=auto_renew,
             expiring_before=expiring_before,
         )
-        data = await presenter.read_many(session, rows, settings=settings, now=now)
+        data = await presenter.read_many(reads, rows, settings=settings, now=now)
         return {"data": data, "next_cursor": next_cursor}
 
     # `Page[ServiceOut]`'s JSON, from plain data (app/services/presenter.py).

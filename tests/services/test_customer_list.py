@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import FrozenClock
@@ -75,14 +76,16 @@ async def _services_in_every_state(session: AsyncSession, clock: FrozenClock) ->
     return [s.id for s in made]
 
 
-async def test_the_list_answers_what_each_service_answers_byte_for_byte(
-    client: httpx.AsyncClient,
-    auth: Auth,
-    clock: FrozenClock,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> None:
+@pytest.fixture
+async def ids(clock: FrozenClock, sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+    """cus_1's services in every state, in creation order."""
     async with sessionmaker() as session, session.begin():
-        ids = await _services_in_every_state(session, clock)
+        return await _services_in_every_state(session, clock)
+
+
+async def test_the_list_answers_what_each_service_answers_byte_for_byte(
+    client: httpx.AsyncClient, auth: Auth, ids: list[str]
+) -> None:
     me = auth("cus_1")
     listed = await client.get("/v1/services", headers=me)
     assert listed.status_code == 200
@@ -94,13 +97,8 @@ async def test_the_list_answers_what_each_service_answers_byte_for_byte(
 
 
 async def test_filters_and_pages_pick_the_same_services_as_before(
-    client: httpx.AsyncClient,
-    auth: Auth,
-    clock: FrozenClock,
-    sessionmaker: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient, auth: Auth, clock: FrozenClock, ids: list[str]
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        ids = await _services_in_every_state(session, clock)
     me = auth("cus_1")
 
     async def listed(**params: Any) -> list[str]:
