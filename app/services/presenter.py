@@ -24,7 +24,7 @@ from app.services.schemas import ServiceOut
 # What the API shows of a service: `ServiceOut`'s fields, in its order, as plain data. The
 # customer's list answers it as JSON without building the models (`read_many`, a tenth of
 # that hot read's time); the other routes validate it into a `ServiceOut`. Either way the
-# JSON is the same, byte for byte (tests/services/test_presenter.py).
+# JSON is the same, byte for byte (tests/services/test_customer_list.py).
 ServiceView = dict[str, Any]
 
 
