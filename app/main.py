@@ -17,10 +17,11 @@ from app.api import mount_routes
 from app.core import migrations
 from app.core.clock import Clock, SystemClock
 from app.core.collector import settle_garbage_collector
-from app.core.database import create_engine, create_reader, create_sessionmaker, dispose_reader
+from app.core.database import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.http import configure_logging, install_edge
 from app.core.openapi import install_readable_names, operation_id
+from app.core.reads import Reader
 from app.core.scheduler import JobContext, start_scheduler, stop_scheduler
 from app.core.server_proxy import disable_uvicorn_proxy_headers
 from app.core.settings import Settings, get_settings
@@ -62,7 +63,7 @@ def create_app(
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = create_reader(engine, pool_size=settings.db_pool_size)
+        app.state.reader = Reader(engine, pool_size=settings.db_pool_size)
         if settings.migrate_on_start:
             await migrations.upgrade(engine)
         if sandbox is not None:
@@ -88,7 +89,7 @@ def create_app(
             if sandbox is not None:
                 await sandbox.stop()
             await engine.dispose()
-            await dispose_reader(app.state.reader)
+            await app.state.reader.dispose()
 
     # FastAPIOffline: /docs and /redoc load their scripts from the installed package, not
     # from a CDN, so the documentation works where only the service is reachable.

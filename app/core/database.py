@@ -1,21 +1,20 @@
 """Database plumbing: the declarative base, a UTC timestamp type, engines and sessions.
 
 The service runs on SQLite (embedded default) and on PostgreSQL (production, several
-replicas). Differences between the two are handled here and nowhere else.
+replicas). Differences between the two are handled here and nowhere else, but for the
+hottest reads' own path (app/core/reads.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import asyncpg
-from sqlalchemy import ClauseElement, DateTime, MetaData, event
-from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -99,12 +98,13 @@ def _sqlite_begin_before_savepoint(connection: Any, _name: str) -> None:
 POOL_RECYCLE_SECONDS = 1800
 
 
-def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     # No ping per checkout (it cost three round trips per request: BEGIN, `;`, ROLLBACK).
     # A connection whose server end went away (restart, terminated backend) is usually
     # known closed to asyncpg by the time it is checked out again, for free: the pool then
     # drops it and hands out another. One that dies unnoticed fails its first statement,
-    # which invalidates the pool; `read_only` runs a read once more on a new connection.
+    # which invalidates the pool; `read_only` (app/core/reads.py) runs a read once more on a
+    # new connection.
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the pooled connection was closed by the server")
 
@@ -125,7 +125,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         max_overflow=0,
         pool_recycle=POOL_RECYCLE_SECONDS,
     )
-    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    event.listen(engine.sync_engine.pool, "checkout", refuse_closed)
     return engine
 
 
@@ -133,100 +133,6 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     # expire_on_commit=False: objects stay readable after the commit that the request
     # dependency performs, so responses can be built from them without another query.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def create_reader(engine: AsyncEngine, *, pool_size: int = 10) -> async_sessionmaker[AsyncSession]:
-    """Sessions for routes that only read: no transaction around their statements.
-
-    On PostgreSQL each statement of a read-committed transaction sees its own snapshot
-    anyway, so BEGIN and COMMIT around a read bought nothing but two round trips. The
-    reads get a pool of their own whose connections are in autocommit from the start:
-    the same engine switched per checkout (`execution_options(isolation_level=…)`) paid
-    for the switch and its reset on every request. SQLite keeps the writers' engine and
-    its transactions (its driver opens none for a SELECT)."""
-    if engine.dialect.name == "sqlite":
-        return create_sessionmaker(engine)
-    reader = create_async_engine(
-        engine.url,
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_recycle=POOL_RECYCLE_SECONDS,
-        isolation_level="AUTOCOMMIT",
-    )
-    event.listen(reader.sync_engine.pool, "checkout", _refuse_closed)
-    return create_sessionmaker(reader)
-
-
-async def dispose_reader(reader: async_sessionmaker[AsyncSession]) -> None:
-    bind = reader.kw["bind"]
-    if isinstance(bind, AsyncEngine):
-        await bind.dispose()
-
-
-T = TypeVar("T")
-
-
-class ConnectionLost(Exception):
-    """A statement run on the driver itself (`fetch_on_driver`) found its pooled connection
-    dead; the connection is invalidated, and `read_only` runs the read again."""
-
-
-def on_postgresql(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
-
-
-def postgresql_statement(statement: ClauseElement) -> str:
-    """`statement` as asyncpg runs it (`$1`, `$2`, … in the order of its parameters)."""
-    return str(statement.compile(dialect=postgresql_asyncpg.dialect()))  # type: ignore[no-untyped-call]
-
-
-class Columns:
-    """An asyncpg record read by attribute, as a Core row is."""
-
-    __slots__ = ("_record",)
-
-    def __init__(self, record: Any) -> None:
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._record[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-async def fetch_on_driver(session: AsyncSession, statement: str, *args: Any) -> list[Any]:
-    """The rows of a PostgreSQL statement (`postgresql_statement`) run on asyncpg's own
-    connection under the session's. The hottest reads skip SQLAlchemy's statement execution,
-    a third of their database work (bench/api.py); asyncpg prepares each statement once per
-    connection and keeps it. Each row is a `Columns`, read as a Core row is."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None  # a checked-out connection has one
-    try:
-        records = await driver.fetch(statement, *args)
-    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
-        await connection.invalidate(exc)
-        raise ConnectionLost(str(exc)) from exc
-    return [Columns(record) for record in records]
-
-
-async def read_only(
-    reader: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
-) -> T:
-    """`work(session)` on a reader session. A read writes nothing, so when its pooled
-    connection turns out dead on first use it runs once more, on a fresh connection."""
-    for attempt in (1, 2):
-        async with reader() as session:
-            try:
-                return await work(session)
-            except DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
-                    raise
-            except ConnectionLost:
-                if attempt == 2:
-                    raise
-    raise AssertionError("unreachable")
 
 
 @asynccontextmanager

@@ -60,13 +60,6 @@ async def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]
     return sessionmaker
 
 
-async def get_reader(request: Request) -> async_sessionmaker[AsyncSession]:
-    """Sessions for routes that only read (app/core/database.py `create_reader`); use with
-    `read_only`, which runs the read again if its pooled connection was dead."""
-    reader: async_sessionmaker[AsyncSession] = request.app.state.reader
-    return reader
-
-
 async def get_gateway(request: Request) -> PaymentGateway:
     gateway: PaymentGateway = request.app.state.gateway
     return gateway
@@ -115,5 +108,4 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AdminDep = Annotated[Caller, Depends(get_admin)]
 GatewayDep = Annotated[PaymentGateway, Depends(get_gateway)]
-ReaderDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_reader)]
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_sessionmaker)]

@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -231,6 +232,12 @@ def json_response(body: BaseModel, status_code: int = 200) -> Response:
     the hot read routes answer with this (the decorator keeps `response_model` for the
     OpenAPI document)."""
     return Response(body.model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+def data_json_response(body: Any, status_code: int = 200) -> Response:
+    """Plain data (dicts, lists, datetimes, …) as JSON, written by pydantic's own serialiser:
+    the same bytes as a model with those fields would give, without building one."""
+    return Response(to_json(body), status_code=status_code, media_type="application/json")
 
 
 class JsonLogFormatter(logging.Formatter):

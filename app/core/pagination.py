@@ -24,7 +24,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, Select, and_, or_
+from sqlalchemy import BindParameter, Select, and_, bindparam, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -52,16 +52,16 @@ class PageParams:
     cursor: str | None = None
 
 
+# The two query parameters of every list; a hot read may take them itself instead of
+# `PageDep` (a dependency FastAPI resolves costs it measurable time).
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+]
+
+
 # `async def`: FastAPI would run a plain `def` in its thread pool (see app/core/deps.py).
-async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = (
-        DEFAULT_LIMIT
-    ),
-    cursor: Annotated[
-        str | None,
-        Query(max_length=200, description="`next_cursor` of the previous page."),
-    ] = None,
-) -> PageParams:
+async def page_params(limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
 
 
@@ -85,26 +85,42 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created_at, row_id
 
 
-def _page_query(
+def page_query(
     query: Select[Any],
-    page: PageParams,
+    *,
+    after: bool,
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[str],
 ) -> Select[Any]:
-    if page.cursor is not None:
-        after_time, after_id = decode_cursor(page.cursor)
+    """`query` ordered for pages and cut one row past a page, the page's position and size as
+    bind parameters (`page_values`): one statement, compiled once, serves every page.
+    `after`: a later page (a cursor was given)."""
+    if after:
+        after_time: BindParameter[datetime] = bindparam("after_time")
         query = query.where(
-            or_(created_at > after_time, and_(created_at == after_time, row_id > after_id))
+            or_(
+                created_at > after_time,
+                and_(created_at == after_time, row_id > bindparam("after_id")),
+            )
         )
-    return query.order_by(created_at, row_id).limit(page.limit + 1)
+    return query.order_by(created_at, row_id).limit(bindparam("limit"))
 
 
-def _cut(
+def page_values(page: PageParams) -> dict[str, Any]:
+    """What `page_query`'s parameters are bound to for `page` (a bad cursor is a 400)."""
+    values: dict[str, Any] = {"limit": page.limit + 1}
+    if page.cursor is not None:
+        values["after_time"], values["after_id"] = decode_cursor(page.cursor)
+    return values
+
+
+def cut_page(
     rows: list[R],
     page: PageParams,
     created_at: InstrumentedAttribute[datetime],
     row_id: InstrumentedAttribute[str],
 ) -> tuple[list[R], str | None]:
+    """The page's rows of `page_query`'s, and the cursor of the next page (None on the last)."""
     if len(rows) <= page.limit:
         return rows, None
     rows = rows[: page.limit]
@@ -125,20 +141,6 @@ async def paginate(
     `created_at` and `row_id` are the model's columns to order by; index them together
     with the list's filter column (e.g. customer_id, created_at, id).
     """
-    query = _page_query(query, page, created_at, row_id)
-    return _cut(list((await session.scalars(query)).all()), page, created_at, row_id)
-
-
-async def paginate_rows(
-    session: AsyncSession,
-    query: Select[Any],
-    page: PageParams,
-    *,
-    created_at: InstrumentedAttribute[datetime],
-    row_id: InstrumentedAttribute[str],
-) -> tuple[Sequence[Row[Any]], str | None]:
-    """`paginate` for a query of a table's columns: rows, and no models built."""
-    query = _page_query(query, page, created_at, row_id)
-    # On the session's connection: Core rows, without the ORM's result machinery.
-    connection = await session.connection()
-    return _cut(list((await connection.execute(query)).all()), page, created_at, row_id)
+    values = page_values(page)
+    query = page_query(query, after=page.cursor is not None, created_at=created_at, row_id=row_id)
+    return cut_page(list((await session.scalars(query, values)).all()), page, created_at, row_id)

@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, bindparam, exists, func, or_, select, updat
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
+from app.core.reads import Reads, ReadStatement
 from app.payment_methods.models import Mandate, PaymentMethod, PaymentMethodStatus
 
 
@@ -42,8 +42,8 @@ async def get_owned(
 
 
 # A customer's read of one method, in one statement: the method's columns and its mandate's
-# reference (built once; bound per call).
-_OWNED_ROW = (
+# reference (built and compiled once; bound per call).
+_OWNED_ROW = ReadStatement.of(
     select(PaymentMethod.__table__, Mandate.reference.label("mandate_reference"))
     .select_from(
         PaymentMethod.__table__.outerjoin(
@@ -57,21 +57,11 @@ _OWNED_ROW = (
 )
 
 
-# The same statement for asyncpg itself (`fetch_on_driver`), compiled once.
-_OWNED_ROW_POSTGRESQL = postgresql_statement(_OWNED_ROW)
-
-
-async def owned_row(session: AsyncSession, customer_id: str, method_id: str) -> Any:
+async def owned_row(reads: Reads, customer_id: str, method_id: str) -> Any:
     """The method's columns plus `mandate_reference`, read by attribute, without building a
     model; None when the customer has no such method."""
-    if on_postgresql(session):
-        rows = await fetch_on_driver(session, _OWNED_ROW_POSTGRESQL, customer_id, method_id)
-        return rows[0] if rows else None
-    connection = await session.connection()  # Core rows, without the ORM's result machinery
-    result = await connection.execute(
-        _OWNED_ROW, {"customer_id": customer_id, "method_id": method_id}
-    )
-    return result.first()
+    rows = await reads.rows(_OWNED_ROW, {"customer_id": customer_id, "method_id": method_id})
+    return rows[0] if rows else None
 
 
 async def find_live_by_fingerprint(

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from app.core import ratelimit
 from app.core.client_ip import client_ip
 from app.core.crypto import FieldCipher, cipher_from_settings
-from app.core.database import read_only
 from app.core.deps import (
     BEARER_SECURITY,
     AdminDep,
@@ -183,10 +182,7 @@ async def get_payment_method(method_id: MethodId, request: Request) -> Response:
     # The bearer check and the read pool without dependencies: each one FastAPI resolves
     # costs the hottest read measurable time (bench/api.py).
     caller = caller_of(request)
-    method = await read_only(
-        request.app.state.reader,
-        lambda session: read_method(session, caller.customer_id, method_id),
-    )
+    method = await read_method(request.app.state.reader, caller.customer_id, method_id)
     return json_response(method)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound
+from app.core.reads import Reader, read_models, read_only
 from app.core.settings import Settings
 from app.payment_methods import repository
 from app.payment_methods.declines import told_to_customer
@@ -74,17 +75,22 @@ def method_out(
     return out.model_copy(update={"failure_code": told_to_customer(method.failure_code)})
 
 
-async def read_method(session: AsyncSession, customer_id: str, method_id: str) -> PaymentMethodOut:
+async def read_method(reader: Reader, customer_id: str, method_id: str) -> PaymentMethodOut:
     """GET /v1/payment-methods/{id}: one statement and no model, the usual case. A SEPA
     method still waiting for its mandate shows the mandate's text to accept: that one is
     built from the models, as `method_out` does after registering."""
-    row = await repository.owned_row(session, customer_id, method_id)
+    row = await read_only(reader, lambda reads: repository.owned_row(reads, customer_id, method_id))
     if row is None:
         raise NotFound("No such payment method.", code="payment_method_not_found")
     if row.type == "sepa_debit" and row.status == PaymentMethodStatus.REQUIRES_ACTION:
-        method = await repository.get_owned(session, customer_id, method_id)
-        if method is not None:
-            return method_out(method)
+
+        async def from_models(session: AsyncSession) -> PaymentMethodOut | None:
+            method = await repository.get_owned(session, customer_id, method_id)
+            return method_out(method) if method is not None else None
+
+        with_mandate = await read_models(reader, from_models)
+        if with_mandate is not None:
+            return with_mandate
     # A card waiting for 3-D Secure shows no URL when read (see method_out).
     out = PaymentMethodOut.of(row, mandate_reference=row.mandate_reference)
     if row.type != "card":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
     Select,
     and_,
     bindparam,
@@ -23,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
+from app.core.reads import Reads, ReadStatement
 from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
 from app.services.models import Service
@@ -158,34 +157,28 @@ async def current_for(session: AsyncSession, services: Sequence[Service]) -> dic
 
 
 # The current renewal of each service, for reads that build no models.
-_CURRENT = select(Renewal.__table__).where(
-    tuple_(Renewal.service_id, Renewal.period_start).in_(bindparam("keys", expanding=True))
-)
-# PostgreSQL, on asyncpg itself: the pairs as two arrays, one prepared statement for any
-# count (an expanding IN is compiled again for every count).
-_CURRENT_POSTGRESQL = postgresql_statement(
+_CURRENT = ReadStatement.of(
     select(Renewal.__table__).where(
+        tuple_(Renewal.service_id, Renewal.period_start).in_(bindparam("keys", expanding=True))
+    ),
+    # PostgreSQL: the pairs as two arrays, one prepared statement for any count (an
+    # expanding IN is compiled again for every count).
+    postgresql=select(Renewal.__table__).where(
         text(
             "(renewals.service_id, renewals.period_start) IN (SELECT * FROM "
             "unnest(CAST(:ids AS varchar[]), CAST(:starts AS timestamptz[])))"
         )
-    )
+    ),
 )
 
 
-async def current_rows(
-    session: AsyncSession, services: Sequence[tuple[str, datetime]]
-) -> dict[str, Row[Any]]:
+async def current_rows(reads: Reads, services: Sequence[tuple[str, datetime]]) -> dict[str, Any]:
     """`current_for` as rows, for (service id, expiry) pairs: for read-only routes."""
     if not services:
         return {}
-    result: Iterable[Any]
-    if on_postgresql(session):
-        ids, starts = zip(*services, strict=True)
-        result = await fetch_on_driver(session, _CURRENT_POSTGRESQL, list(ids), list(starts))
-    else:
-        result = await (await session.connection()).execute(_CURRENT, {"keys": list(services)})
-    return {row.service_id: row for row in result}
+    ids, starts = zip(*services, strict=True)
+    values = {"keys": list(services), "ids": list(ids), "starts": list(starts)}
+    return {row.service_id: row for row in await reads.rows(_CURRENT, values)}
 
 
 async def follow_method_type(

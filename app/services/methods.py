@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Row, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.database import fetch_on_driver, on_postgresql, postgresql_statement
+from app.core.reads import Reads, ReadStatement
 from app.payment_methods.models import PaymentMethod
 
 # SEPA direct debits are denominated in euro only (SEPA Core rulebook).
@@ -104,25 +104,20 @@ _FACT_COLUMNS = select(
     PaymentMethod.iban_masked,
     PaymentMethod.iban_last4,
 )
-_FACTS = _FACT_COLUMNS.where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
-# PostgreSQL, on asyncpg itself: one array parameter, one prepared statement for any count.
-_FACTS_POSTGRESQL = postgresql_statement(
-    _FACT_COLUMNS.where(PaymentMethod.id == any_(bindparam("ids", type_=ARRAY(String))))
+_FACTS = ReadStatement.of(
+    _FACT_COLUMNS.where(PaymentMethod.id.in_(bindparam("ids", expanding=True))),
+    # PostgreSQL: one array parameter, one prepared statement for any count.
+    postgresql=_FACT_COLUMNS.where(PaymentMethod.id == any_(bindparam("ids", type_=ARRAY(String)))),
 )
 
 
-async def read_methods(session: AsyncSession, ids: Iterable[str]) -> dict[str, MethodFacts]:
+async def read_methods(reads: Reads, ids: Iterable[str]) -> dict[str, MethodFacts]:
     """`load_methods` for read-only routes: the columns `facts` needs, no models (which
     in a unit of work would show its own unflushed changes; a read has none)."""
     wanted = set(ids)
     if not wanted:
         return {}
-    rows: Iterable[Any]
-    if on_postgresql(session):
-        rows = await fetch_on_driver(session, _FACTS_POSTGRESQL, list(wanted))
-    else:
-        rows = await (await session.connection()).execute(_FACTS, {"ids": list(wanted)})
-    return {row.id: facts(row) for row in rows}
+    return {row.id: facts(row) for row in await reads.rows(_FACTS, {"ids": list(wanted)})}
 
 
 async def default_method(session: AsyncSession, *, customer_id: str) -> MethodFacts | None:

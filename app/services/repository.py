@@ -3,17 +3,23 @@ ownership filter is written once."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import PageParams, cut_page, page_query, page_values
+from app.core.reads import Reads, ReadStatement
 from app.services.models import AppliedSettings, Service, ServiceChange
 
 
-def _owned_by(customer_id: str | None, *, columns: bool = False) -> Select[tuple[Service]]:
+def _owned_by(
+    customer_id: str | BindParameter[str] | None, *, columns: bool = False
+) -> Select[tuple[Service]]:
     # `columns`: the table's columns, for rows without models (the read-only routes).
     query = select(Service.__table__) if columns else select(Service)
     if customer_id is not None:
@@ -52,13 +58,14 @@ async def get_many(
 
 def list_query(
     *,
-    customer_id: str | None,
+    customer_id: str | BindParameter[str] | None,
     status: str | None = None,
-    auto_renew: bool | None = None,
-    expiring_before: datetime | None = None,
+    auto_renew: bool | BindParameter[bool] | None = None,
+    expiring_before: datetime | BindParameter[datetime] | None = None,
     columns: bool = False,
 ) -> Select[tuple[Service]]:
-    """Services filtered for a list; app.core.pagination orders and pages it."""
+    """Services filtered for a list (each filter a value, or a bind parameter for a
+    statement compiled once); app.core.pagination orders and pages it."""
     query = _owned_by(customer_id, columns=columns)
     if status is not None:
         query = query.where(Service.status == status)
@@ -67,6 +74,42 @@ def list_query(
     if expiring_before is not None:
         query = query.where(Service.expires_at < expiring_before)
     return query
+
+
+@functools.cache
+def _customer_page(*, auto_renew: bool, expiring_before: bool, after: bool) -> ReadStatement:
+    # One statement per combination of filters and cursor, built and compiled once, the
+    # values bound by name (`customer_page`).
+    query = list_query(
+        customer_id=bindparam("customer_id"),
+        auto_renew=bindparam("auto_renew") if auto_renew else None,
+        expiring_before=bindparam("expiring_before") if expiring_before else None,
+        columns=True,
+    )
+    return ReadStatement.of(
+        page_query(query, after=after, created_at=Service.created_at, row_id=Service.id)
+    )
+
+
+async def customer_page(
+    reads: Reads,
+    customer_id: str,
+    page: PageParams,
+    *,
+    auto_renew: bool | None,
+    expiring_before: datetime | None,
+) -> tuple[list[Any], str | None]:
+    """One page of the customer's services as rows read by attribute, no models (the
+    read-only list)."""
+    values = page_values(page)
+    statement = _customer_page(
+        auto_renew=auto_renew is not None,
+        expiring_before=expiring_before is not None,
+        after=page.cursor is not None,
+    )
+    values.update(customer_id=customer_id, auto_renew=auto_renew, expiring_before=expiring_before)
+    rows = await reads.rows(statement, values)
+    return cut_page(rows, page, Service.created_at, Service.id)
 
 
 async def active_ids_for_customer(session: AsyncSession, customer_id: str) -> list[str]:
