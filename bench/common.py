@@ -49,3 +49,28 @@ async def migrated_database(server_url: str) -> AsyncIterator[str]:
         await migrations.upgrade(engine)
         await engine.dispose()
         yield database_url
+
+
+def postgres_cpu_seconds() -> float | None:
+    """CPU time so far of this machine's PostgreSQL: its live processes' own and what its
+    exited backends left with the postmaster (Linux /proc; None elsewhere). The difference
+    over a run is the database's work for it, give or take its background writers."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                data = stat.read()
+        except OSError:
+            continue  # ended meanwhile
+        name, fields = data[data.index("(") + 1 : data.rindex(")")], data[data.rindex(")") + 2 :]
+        if name.startswith("postgres"):
+            # utime, stime, and the same of waited-for children (ended backends)
+            total += sum(int(value) for value in fields.split()[11:15])
+    return total / ticks

@@ -19,9 +19,10 @@ settles: attempt succeeded, renewal succeeded, service extended, two events
 
 Rounds are interleaved (engine, raw, before; engine, raw, before; …), every contender with
 the garbage collector tuned as in the service's own processes (app/core/collector.py).
-Each run prints renewals/s and the Python CPU time per renewal (the process's CPU time over
-the run, database excluded: PostgreSQL runs in its own processes); the summary gives the
-medians, the ratio engine/raw and the load average, since the machine may be shared.
+Each run prints renewals/s, the Python CPU time per renewal (the process's CPU time over
+the run) and PostgreSQL's (its processes' CPU time over the run, from /proc: the database
+is on this machine); the summary gives the medians, the ratio engine/raw and the load
+average, since the machine may be shared.
 
 Gateways: `sandbox` (default) is the project's Stripe-compatible sandbox as its own
 process with zero added latency, called through the Stripe adapter by both sides; `null`
@@ -64,7 +65,7 @@ from app.renewals.models import Renewal
 from app.services.models import Service
 from app.services.periods import add_months
 from bench import raw_sweep
-from bench.common import migrated_database, scratch_database, server_url
+from bench.common import migrated_database, postgres_cpu_seconds, scratch_database, server_url
 from tests import processes
 
 API_KEY = "sk_test_bench"
@@ -92,6 +93,7 @@ class Result:
     seconds: float
     cpu_seconds: float
     event_bytes: float
+    database_seconds: float | None  # PostgreSQL's CPU time over the run (bench/common.py)
 
     @property
     def rate(self) -> float:
@@ -100,6 +102,10 @@ class Result:
     @property
     def cpu_ms(self) -> float:
         return self.cpu_seconds / self.count * 1000
+
+    @property
+    def database_ms(self) -> float:
+        return (self.database_seconds or 0.0) / self.count * 1000
 
 
 # --- the database ------------------------------------------------------------------------
@@ -338,14 +344,22 @@ async def main() -> None:
             for name, contender in contenders.items():
                 copy = scratch_database(server, template=make_url(template).database)
                 async with copy as url:
+                    database_before = postgres_cpu_seconds()
                     seconds, cpu = await contender(url)
+                    database_after = postgres_cpu_seconds()
                     count, size = await outcome(url)
-                result = Result(name, count, seconds, cpu, size)
+                database = (
+                    database_after - database_before
+                    if database_before is not None and database_after is not None
+                    else None
+                )
+                result = Result(name, count, seconds, cpu, size, database)
                 assert count == args.count, f"{name} renewed {count} of {args.count}"
                 results[name].append(result)
                 print(f"round {round_number} {name:>6}: {count} renewals in {seconds:.1f}s "
                       f"= {result.rate:.0f}/s, {result.cpu_ms:.2f} ms CPU per renewal, "
-                      f"events {size:.0f} bytes", flush=True)  # fmt: skip
+                      f"PostgreSQL {result.database_ms:.2f} ms, events {size:.0f} bytes",
+                      flush=True)  # fmt: skip
 
         def median(name: str, figure: str) -> float:
             return statistics.median(getattr(r, figure) for r in results[name])
@@ -354,7 +368,8 @@ async def main() -> None:
         print(f"medians over {args.rounds} rounds ({args.count} renewals, {setup}):")
         for name in contenders:
             print(f"  {name:>6}: {median(name, 'rate'):.0f} renewals/s, "
-                  f"{median(name, 'cpu_ms'):.2f} ms CPU per renewal")  # fmt: skip
+                  f"{median(name, 'cpu_ms'):.2f} ms CPU per renewal, "
+                  f"PostgreSQL {median(name, 'database_ms'):.2f} ms")  # fmt: skip
         print(f"  ratio engine/raw = {median('engine', 'rate') / median('raw', 'rate'):.2f}")
         if "before" in contenders:
             print(f"  ratio before/raw = {median('before', 'rate') / median('raw', 'rate'):.2f}")
