@@ -31,6 +31,8 @@ from app.core.clock import FrozenClock
 from app.core.database import Base, create_engine, create_sessionmaker
 from app.core.settings import Settings, normalise_database_url
 from app.main import create_app
+from app.renewals.engine.sweep import RenewalEngine
+from tests.renewals.fake_gateway import FakeGateway
 
 PG_URL = os.environ.get("AUTORENEW_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
@@ -196,6 +198,24 @@ async def scratch_database(
     yield make
     for drop in drops:
         await drop()
+
+
+# The renewal engine charging through the scripted gateway, for the renewal and gateway-event
+# tests. A module that needs another engine (other settings, the real adapter) or another
+# gateway defines its own fixture of the same name, which takes precedence.
+@pytest.fixture
+def gateway() -> FakeGateway:
+    return FakeGateway()
+
+
+@pytest.fixture
+def renewer(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    gateway: FakeGateway,
+    clock: FrozenClock,
+    settings: Settings,
+) -> RenewalEngine:
+    return RenewalEngine(sessionmaker, gateway, clock, settings, worker="test-worker")
 
 
 _postgres_tests_passed = 0

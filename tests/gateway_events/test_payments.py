@@ -29,21 +29,6 @@ from tests.renewals.test_engine import attempts, due_service, renewal_of
 WORKER = "test-worker"
 
 
-@pytest.fixture
-def gateway() -> FakeGateway:
-    return FakeGateway()
-
-
-@pytest.fixture
-def renewer(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    gateway: FakeGateway,
-    clock: FrozenClock,
-    settings: Settings,
-) -> RenewalEngine:
-    return RenewalEngine(sessionmaker, gateway, clock, settings, worker=WORKER)
-
-
 def metadata_of(renewal: Renewal, attempt: RenewalAttempt) -> dict[str, str]:
     """What the engine sends with each charge (and the adapter's own copy of the key)."""
     return {
