@@ -21,16 +21,27 @@ from tests import factories
 events = cast(Table, Event.__table__)
 
 
+async def _seed_services(
+    sessionmaker: async_sessionmaker[AsyncSession], count: int, now: datetime
+) -> None:
+    """Services svc_0, svc_1, … of customers cus_0, cus_1, …"""
+    async with sessionmaker() as session, session.begin():
+        for index in range(count):
+            await factories.service(session, f"cus_{index}", now=now, service_id=f"svc_{index}")
+
+
+async def _services_by_id(session: AsyncSession) -> dict[str, Service]:
+    return {s.id: s for s in (await session.scalars(select(Service))).all()}
+
+
 async def test_changed_rows_are_written_with_their_new_values(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
     now = clock.now()
-    async with sessionmaker() as session, session.begin():
-        for index in range(3):
-            await factories.service(session, f"cus_{index}", now=now, service_id=f"svc_{index}")
+    await _seed_services(sessionmaker, 3, now)
     later = now + timedelta(days=365)
     async with sessionmaker() as session, session.begin():
-        services = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        services = await _services_by_id(session)
         # Two rows change the same columns (one statement), one changes others.
         for service_id in ("svc_0", "svc_1"):
             services[service_id].expires_at, services[service_id].updated_at = later, later
@@ -38,7 +49,7 @@ async def test_changed_rows_are_written_with_their_new_values(
         await write_updates(session)
         untouched_name = services["svc_0"].name
     async with sessionmaker() as session:
-        stored = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        stored = await _services_by_id(session)
     assert [stored[f"svc_{i}"].expires_at for i in range(3)] == [later, later, now + timedelta(30)]
     assert stored["svc_0"].updated_at == later and stored["svc_0"].name == untouched_name
     assert stored["svc_2"].auto_renew is False and stored["svc_2"].renewal_notice_at is None
@@ -69,15 +80,13 @@ async def test_a_field_set_to_the_value_it_had_is_not_written(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
     now = clock.now()
-    async with sessionmaker() as session, session.begin():
-        for index in range(2):
-            await factories.service(session, f"cus_{index}", now=now, service_id=f"svc_{index}")
+    await _seed_services(sessionmaker, 2, now)
     later = now + timedelta(days=365)
     version = text("SELECT xmin::text FROM services WHERE id = 'svc_1'")  # PostgreSQL's
     async with sessionmaker() as session, session.begin():
         on_postgresql = session.get_bind().dialect.name == "postgresql"
         before = await session.scalar(version) if on_postgresql else None
-        services = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        services = await _services_by_id(session)
         services["svc_0"].auto_renew, services["svc_0"].expires_at = True, later
         services["svc_1"].auto_renew, services["svc_1"].name = True, services["svc_1"].name
         await write_updates(session)
@@ -85,7 +94,7 @@ async def test_a_field_set_to_the_value_it_had_is_not_written(
             assert not session.dirty  # written, or known unchanged: nothing left to flush
             assert await session.scalar(version) == before  # svc_1's row was not updated
     async with sessionmaker() as session:
-        stored = {s.id: s for s in (await session.scalars(select(Service))).all()}
+        stored = await _services_by_id(session)
     assert stored["svc_0"].expires_at == later and stored["svc_0"].auto_renew is True
     assert stored["svc_1"].auto_renew is True and stored["svc_1"].updated_at == now
 
