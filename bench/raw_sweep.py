@@ -36,17 +36,23 @@ GROUP = 50
 LEASE = timedelta(minutes=2)
 WORKER = "raw-loop"
 
+# The expiry guard is a subquery per renewal, and the batch size a literal: as a join, the
+# planner takes `s.expires_at = r.period_start` for a one-row filter and the batch size for a
+# tenth of the table, and its cached plan hashed every due renewal with every service and
+# sorted them for each batch (10 ms a batch at 10,000 due). Like this the claim walks
+# ix_renewals_due in order and stops at the batch, as the engine's does (EXPLAIN ANALYZE:
+# 2.9 ms for the whole statement, against 10.9).
 CLAIM = """
 WITH due AS (
     SELECT r.id FROM renewals r
-    JOIN services s ON s.id = r.service_id
     WHERE r.status = 'scheduled' AND r.next_attempt_at <= $1
-      AND s.status = 'active' AND s.auto_renew AND s.expires_at = r.period_start
-    ORDER BY r.next_attempt_at, r.id LIMIT $2
+      AND (SELECT s.status = 'active' AND s.auto_renew AND s.expires_at = r.period_start
+           FROM services s WHERE s.id = r.service_id)
+    ORDER BY r.next_attempt_at, r.id LIMIT {batch:d}
     FOR UPDATE OF r SKIP LOCKED
 )
 UPDATE renewals r
-SET status = 'processing', lease_owner = $3, lease_expires_at = $4,
+SET status = 'processing', lease_owner = $2, lease_expires_at = $3,
     attempt_count = r.attempt_count + 1, updated_at = $1
 FROM due, services s, payment_methods m
 WHERE r.id = due.id AND s.id = r.service_id AND m.id = s.payment_method_id
@@ -209,11 +215,12 @@ async def run(database_url: str, gateway: PaymentGateway, *, batch: int, concurr
         groups = [answers[start : start + GROUP] for start in range(0, len(answers), GROUP)]
         settled += sum(await asyncio.gather(*(settle(group) for group in groups)))
 
+    claim = CLAIM.format(batch=batch)
     charging: list[asyncio.Task[None]] = []
     while True:
         now = datetime.now(UTC)
         async with pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(CLAIM, now, batch, WORKER, now + LEASE)
+            rows = await connection.fetch(claim, now, WORKER, now + LEASE)
             jobs = [
                 (row, _id("att"), f"renewal:{row['id']}:attempt:{row['attempt_count']}")
                 for row in rows
