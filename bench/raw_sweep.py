@@ -202,7 +202,7 @@ async def run(database_url: str, gateway: PaymentGateway, *, batch: int, concurr
                 [e[1] for e in events],
                 [e[2] for e in events],
                 [numbers[(e[1], e[2])] for e in events],
-                [json.dumps(e[4]) for e in events],
+                [json.dumps(e[4], separators=(",", ":")) for e in events],
                 now,
             )
         return len(ours)

@@ -4,6 +4,7 @@ a flush refuses it."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -12,7 +13,7 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import insert_rows, write_updates
+from app.core.bulk import EncodedJSON, insert_rows, write_updates
 from app.core.clock import FrozenClock
 from app.events.models import Event
 from app.services.models import Service
@@ -124,6 +125,22 @@ async def test_new_rows_are_inserted_as_given(
         (f"evt_{n}", n, clock.now()) for n in (1, 2, 3)
     ]
     assert stored[1].data == {"note": "é 2", "nested": [2, None]}
+
+
+async def test_encoded_json_is_written_as_the_data_it_encodes(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """Already encoded (an event's payload) is not encoded a second time into a string."""
+    rows = [_event_row(n, clock.now()) for n in (1, 2)]
+    rows[0]["data"] = EncodedJSON(json.dumps(rows[0]["data"], ensure_ascii=False))
+    async with sessionmaker() as session, session.begin():
+        await insert_rows(session, events, rows)
+    async with sessionmaker() as session:
+        stored = (await session.scalars(select(Event).order_by(Event.sequence))).all()
+    assert [e.data for e in stored] == [
+        {"note": "é 1", "nested": [1, None]},
+        {"note": "é 2", "nested": [2, None]},
+    ]
 
 
 async def test_rows_missing_a_column_or_with_a_naive_timestamp_are_refused(

@@ -23,18 +23,24 @@ the session would otherwise write them again.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, Table, TextClause, insert, text
+from sqlalchemy import JSON, Column, Table, TextClause, insert, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState, Mapper
 from sqlalchemy.orm.attributes import instance_state
 
 Processor = Callable[[Any], Any] | None
+
+
+class EncodedJSON(str):
+    """JSON text already encoded, for a JSON column: written as it is, not encoded again
+    (an event's payload is encoded once, to be checked for secrets and written)."""
 
 
 async def write_updates(session: AsyncSession) -> None:
@@ -84,7 +90,12 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
         missing = sorted(set(table.columns.keys()) - set(names))
         raise ValueError(f"rows for {table.name} must name every column; missing {missing}")
     if dialect.name != "postgresql":
-        await session.execute(insert(table), rows)
+        # Core encodes JSON itself here: encoded values go back to what they stand for.
+        decoded = [
+            {name: json.loads(v) if isinstance(v, EncodedJSON) else v for name, v in row.items()}
+            for row in rows
+        ]
+        await session.execute(insert(table), decoded)
         return
     values = [[row[name] for name in names] for row in rows]
     await _execute(session, dialect, "insert", table, names, values)
@@ -128,7 +139,19 @@ async def _execute(
 
 @lru_cache(maxsize=256)
 def _processors(table: Table, names: tuple[str, ...], dialect: Dialect) -> tuple[Processor, ...]:
-    return tuple(table.columns[name].type.bind_processor(dialect) for name in names)
+    return tuple(_processor(table.columns[name], dialect) for name in names)
+
+
+def _processor(column: Column[Any], dialect: Dialect) -> Processor:
+    process = column.type.bind_processor(dialect)
+    if not isinstance(column.type, JSON) or process is None:
+        return process
+    encode = process
+
+    def encode_unless_encoded(value: Any) -> Any:
+        return str(value) if isinstance(value, EncodedJSON) else encode(value)
+
+    return encode_unless_encoded
 
 
 @lru_cache(maxsize=256)

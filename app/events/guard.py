@@ -80,12 +80,13 @@ _ALPHANUMERIC = bytes(
 _KEYS_IN_JSON = tuple(f'"{key}"' for key in sorted(_FORBIDDEN_KEYS))
 
 
-def _may_hold_a_secret(data: dict[str, Any]) -> bool:
-    """False only when the walk below cannot find anything: True for every payload it
-    refuses, and for a few it lets through (keys and numbers look like text here)."""
-    text = json.dumps(data, ensure_ascii=False)
+def _may_hold_a_secret(text: str) -> bool:
+    """False only when the walk below cannot find anything in the JSON `text`: True for
+    every payload it refuses, and for a few it lets through (keys and numbers look like
+    text here)."""
     # In JSON without backslashes every string appears verbatim between quotes; an escape
-    # ("\n") could glue a letter to an IBAN and hide it from the tables.
+    # ("\n", or "\u00e9" from an encoder that writes ASCII only) could glue a letter to an
+    # IBAN and hide it from the tables.
     if "\\" in text:
         return True
     lowered = text.lower()  # what the walk compares keys with, key by key
@@ -99,16 +100,22 @@ def _may_hold_a_secret(data: dict[str, Any]) -> bool:
 
 
 def check_no_secrets(data: dict[str, Any]) -> None:
+    check_no_secrets_in_json(json.dumps(data, ensure_ascii=False))
+
+
+def check_no_secrets_in_json(text: str) -> None:
+    """`check_no_secrets` for data already encoded (an event's payload is encoded once, to
+    be checked and written)."""
     # A renewal sweep checks thousands of payloads a second, nearly all clean: a quick look
     # at all of it first, and the walk, which names the field, only for a candidate.
-    if not _may_hold_a_secret(data):
+    if not _may_hold_a_secret(text):
         return
-    for path, text in _walk(data, "data"):
-        for match in _DIGIT_RUN.finditer(text):
+    for path, value in _walk(json.loads(text), "data"):
+        for match in _DIGIT_RUN.finditer(value):
             digits = re.sub(r"[ -]", "", match.group())
             if _luhn_ok(digits):
                 raise UnsafeEventData(f"{path} looks like a card number")
-        for match in _IBAN.finditer(text):
+        for match in _IBAN.finditer(value):
             candidate = match.group().replace(" ", "").upper()
             if _is_iban(candidate):
                 raise UnsafeEventData(f"{path} looks like a full IBAN")

@@ -8,6 +8,7 @@ commit with it; if it rolls back, nothing is ever sent. The dispatcher
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +18,12 @@ from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.bulk import insert_rows
+from app.core.bulk import EncodedJSON, insert_rows
 from app.core.errors import NotFound
 from app.core.ids import new_id
 from app.events import repository as repo
 from app.events.catalogue import lookup
-from app.events.guard import check_no_secrets
+from app.events.guard import check_no_secrets_in_json
 from app.events.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
@@ -66,7 +67,9 @@ async def emit_all(
     sequence numbers (a renewal sweep settles many renewals per transaction)."""
     if not new_events:
         return []
-    events = [Event(**row) for row in await _rows(session, new_events, now)]
+    rows = await _rows(session, new_events, now)
+    # The caller gets the events as it would read them back: data decoded.
+    events = [Event(**{**row, "data": json.loads(row["data"])}) for row in rows]
     session.add_all(events)
     endpoints = await _enabled_endpoints(session)
     deliveries = [
@@ -129,18 +132,18 @@ async def _rows(
     ]
 
 
-def _checked(new: NewEvent) -> tuple[NewEvent, str, int, dict[str, Any]]:
-    """The event's resource type, schema version and JSON payload, or a ValueError."""
+def _checked(new: NewEvent) -> tuple[NewEvent, str, int, EncodedJSON]:
+    """The event's resource type, schema version and payload as JSON, or a ValueError."""
     spec = lookup(new.type)
     if isinstance(new.data, BaseModel):
         if not isinstance(new.data, spec.payload):
             raise TypeError(
                 f"{new.type} takes {spec.payload.__name__}, not {new.data.__class__.__name__}"
             )
-        payload = new.data.model_dump(mode="json")
+        payload = EncodedJSON(new.data.model_dump_json())
     else:
-        payload = spec.payload.model_validate(dict(new.data)).model_dump(mode="json")
-    check_no_secrets(payload)
+        payload = EncodedJSON(spec.payload.model_validate(dict(new.data)).model_dump_json())
+    check_no_secrets_in_json(payload)
     return new, new.resource_type or spec.resource_type, spec.version, payload
 
 
