@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from app.core.ids import new_id
 
@@ -23,3 +25,25 @@ def test_every_character_is_equally_likely() -> None:
     counts = Counter("".join(new_id("x")[2:] for _ in range(20_000)))
     expected = 20_000 * 24 / 36  # about 13,333 each; one standard deviation is about 114
     assert all(abs(count - expected) < 800 for count in counts.values()), counts
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    """Characters are drawn ahead: a child must not hand out what its parent drew."""
+    new_id("x")  # the parent has characters drawn and not used yet
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(writer, new_id("x").encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    from_child = os.read(reader, 100).decode()
+    os.close(reader)
+    assert re.fullmatch(r"x_[0-9a-z]{24}", from_child)
+    assert from_child != new_id("x")
+
+
+def test_threads_never_share_an_id() -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda _: new_id("t"), range(20_000)))
+    assert len(set(ids)) == len(ids)

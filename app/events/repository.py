@@ -77,10 +77,8 @@ async def next_sequences(session: AsyncSession, resources: Sequence[tuple[str, s
         result = await session.execute(text(upsert), params)
     # The first number of each resource's run, then handed out in the order asked.
     following = {
-        (row.resource_type, row.resource_id): int(row.last_sequence)
-        - wanted[(row.resource_type, row.resource_id)]
-        + 1
-        for row in result
+        (resource_type, resource_id): int(last) - wanted[(resource_type, resource_id)] + 1
+        for resource_type, resource_id, last in result.tuples()
     }
     numbers = []
     for resource in resources:
