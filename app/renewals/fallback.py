@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.errors import Conflict
 from app.core.settings import Settings
 from app.payment_methods.models import PaymentMethod
-from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.models import RenewalAttempt
+from app.renewals.state import RenewalState
 from app.services import service as services
 from app.services.audit import Actor
 from app.services.methods import facts
@@ -77,7 +78,7 @@ def next_method(
     return usable[0] if usable else None
 
 
-async def tried_method_ids(session: AsyncSession, renewal: Renewal) -> set[str]:
+async def tried_method_ids(session: AsyncSession, renewal: RenewalState) -> set[str]:
     """The methods this renewal has already been charged with (each attempt names its own)."""
     query = select(RenewalAttempt.payment_method_id).where(RenewalAttempt.renewal_id == renewal.id)
     return set((await session.execute(query)).scalars())
@@ -92,20 +93,23 @@ async def validated_methods(session: AsyncSession, customer_id: str) -> Sequence
 
 async def switch_to_next_method(
     session: AsyncSession,
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service_id: str,
     *,
     failed_method_id: str | None,
     failure: str,
     settings: Settings,
     now: datetime,
 ) -> PaymentMethod | None:
-    """Move `service` (and `renewal`) from `failed_method_id` to the next method that can pay,
+    """Move the service (and `renewal`) from `failed_method_id` to the next method that can pay,
     on record; None when there is none left or the switch is not allowed any more (the
     service changed meanwhile, or lapsed past its grace). The caller reschedules."""
     # Lock the service: a method the customer assigns at this moment must not be overwritten,
-    # so the switch is made only from the method that failed.
-    await session.refresh(service, with_for_update=True)
+    # so the switch is made only from the method that failed. Read as a mapped instance
+    # (the sweep's own copy is a plain row): the switch goes on record through the ORM.
+    service = await session.get(Service, service_id, with_for_update=True, populate_existing=True)
+    if service is None:
+        return None
     if (
         failed_method_id is None
         or service.payment_method_id != failed_method_id

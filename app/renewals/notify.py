@@ -25,11 +25,11 @@ from app.events.payloads import (
     StopInstruction,
 )
 from app.events.service import NewEvent, emit_all
-from app.renewals.models import Renewal
 from app.renewals.picture import next_action
+from app.renewals.state import RenewalState
 from app.services.lead_time import NoticeKind, notice_days
 from app.services.methods import MethodFacts
-from app.services.models import Service
+from app.services.state import ServiceState
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,11 @@ class Before:
     service_expires_at: datetime
 
     @classmethod
-    def of(cls, renewal: Renewal, service: Service) -> Before:
+    def of(cls, renewal: RenewalState, service: ServiceState) -> Before:
         return cls(renewal.status, renewal.failed_charge_count, service.expires_at)
 
 
-def renewal_data(renewal: Renewal) -> RenewalData:
+def renewal_data(renewal: RenewalState) -> RenewalData:
     action = next_action(renewal)
     return RenewalData(
         id=renewal.id,
@@ -65,12 +65,18 @@ def renewal_data(renewal: Renewal) -> RenewalData:
 
 
 async def emit_transition(
-    session: AsyncSession, renewal: Renewal, service: Service, before: Before, now: datetime
+    session: AsyncSession,
+    renewal: RenewalState,
+    service: ServiceState,
+    before: Before,
+    now: datetime,
 ) -> None:
     await emit_all(session, transition_events(renewal, service, before), now=now)
 
 
-def transition_events(renewal: Renewal, service: Service, before: Before) -> list[NewEvent]:
+def transition_events(
+    renewal: RenewalState, service: ServiceState, before: Before
+) -> list[NewEvent]:
     """The events a renewal's change from `before` to its present state owes."""
 
     def renewal_event(kind: str) -> NewEvent:
@@ -113,8 +119,8 @@ def transition_events(renewal: Renewal, service: Service, before: Before) -> lis
 
 
 def upcoming_event(
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     method: MethodFacts,
     *,
     notice: NoticeKind,

@@ -30,6 +30,7 @@ from app.core.settings import Settings
 from app.services import repository
 from app.services.lead_time import plan_lead_days
 from app.services.models import Service
+from app.services.state import ServiceState
 
 
 def renewal_changed(service: Service, now: datetime) -> None:
@@ -43,7 +44,7 @@ def kind_or_status_changed(service: Service, now: datetime) -> None:
     service.expiry_reminder_at = now
 
 
-def expiry_changed(service: Service, now: datetime) -> None:
+def expiry_changed(service: ServiceState, now: datetime) -> None:
     """A new expiry: a new period to plan, to remind of and, perhaps, to announce as lapsed."""
     service.renewal_notice_at = now
     service.expiry_reminder_at = now

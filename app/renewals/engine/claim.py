@@ -25,11 +25,12 @@ from app.renewals.engine import fall_back, reconcile
 from app.renewals.engine.job import ChargeJob, chargeable, prepare_attempt
 from app.renewals.engine.outcomes import finish, reschedule, soft_failure
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.models import RenewalAttempt
 from app.renewals.notify import Before, transition_events, upcoming_event
+from app.renewals.state import RenewalState
 from app.services.lead_time import card_charge
 from app.services.methods import facts
-from app.services.models import Service
+from app.services.state import ServiceState
 
 
 async def claim_batch(
@@ -85,8 +86,8 @@ async def claim_batch(
 
 
 def stop_reason(
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     method: PaymentMethod | None,
     now: datetime,
     settings: Settings,
@@ -110,8 +111,8 @@ def stop_reason(
 
 
 def price_notice(
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     method: PaymentMethod | None,
     now: datetime,
     settings: Settings,
@@ -141,8 +142,8 @@ def price_notice(
 
 def start_attempt(
     attempts: list[dict[str, Any]],
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     method: PaymentMethod | None,
     now: datetime,
     tally: SweepSummary,

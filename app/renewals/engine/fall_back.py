@@ -18,16 +18,16 @@ from app.renewals import fallback
 from app.renewals.engine.job import chargeable
 from app.renewals.engine.outcomes import reschedule
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal
 from app.renewals.notify import Before
 from app.renewals.reasons import and_finally
-from app.services.models import Service
+from app.renewals.state import RenewalState
+from app.services.state import ServiceState
 
 
 async def replace_unusable(
     session: AsyncSession,
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     method: PaymentMethod | None,
     now: datetime,
     tally: SweepSummary,
@@ -41,7 +41,7 @@ async def replace_unusable(
     replacement = await fallback.switch_to_next_method(
         session,
         renewal,
-        service,
+        service.id,
         failed_method_id=method.id,
         failure="payment_method_unusable",
         settings=settings,
@@ -55,8 +55,8 @@ async def replace_unusable(
 
 async def or_fail(
     session: AsyncSession,
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     before: Before,
     now: datetime,
     tally: SweepSummary,
@@ -70,7 +70,7 @@ async def or_fail(
     method = await fallback.switch_to_next_method(
         session,
         renewal,
-        service,
+        service.id,
         # The method of the attempt that failed (set when the attempt was started).
         failed_method_id=renewal.payment_method_id,
         failure=renewal.failure_code or "failed",

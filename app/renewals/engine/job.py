@@ -14,7 +14,7 @@ from typing import Any, Literal
 from app.core.ids import new_id
 from app.gateways.port import Charge, GatewayError
 from app.payment_methods.models import PaymentMethod
-from app.renewals.models import Renewal
+from app.renewals.state import RenewalState
 
 # How the gateway is asked: a saved card with the customer away (the sweep), with the
 # customer present (pay now: a new charge), or an existing charge confirmed with the customer
@@ -52,7 +52,7 @@ Outcome = Charge | GatewayError | None
 
 
 def prepare_attempt(
-    renewal: Renewal,
+    renewal: RenewalState,
     method: PaymentMethod,
     now: datetime,
     *,
@@ -106,7 +106,7 @@ def prepare_attempt(
     return job, row
 
 
-def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: int) -> None:
+def take_lease(renewal: RenewalState, *, worker: str, now: datetime, lease_seconds: int) -> None:
     """Mark the renewal ours until the lease runs out: past it, any worker may reconcile it."""
     renewal.status = "processing"
     renewal.lease_owner = worker
@@ -114,7 +114,7 @@ def take_lease(renewal: Renewal, *, worker: str, now: datetime, lease_seconds: i
     renewal.updated_at = now
 
 
-def charge_metadata(renewal: Renewal, key: str) -> dict[str, str]:
+def charge_metadata(renewal: RenewalState, key: str) -> dict[str, str]:
     """What the gateway keeps with the charge, so a payment can be traced back to us."""
     return {
         "renewal_id": renewal.id,

@@ -15,18 +15,18 @@ from datetime import datetime
 from app.core.settings import Settings
 from app.renewals.dunning import after_soft_failure
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.reasons import describe
+from app.renewals.state import AttemptState, RenewalState
 from app.services import schedule
-from app.services.models import Service
+from app.services.state import ServiceState
 
 log = logging.getLogger("autorenew.renewals")
 
 
 def succeed(
-    renewal: Renewal,
-    attempt: RenewalAttempt,
-    service: Service,
+    renewal: RenewalState,
+    attempt: AttemptState,
+    service: ServiceState,
     now: datetime,
     tally: SweepSummary,
 ) -> None:
@@ -47,9 +47,9 @@ def succeed(
 
 
 def declined(
-    renewal: Renewal,
-    attempt: RenewalAttempt,
-    service: Service,
+    renewal: RenewalState,
+    attempt: AttemptState,
+    service: ServiceState,
     now: datetime,
     tally: SweepSummary,
     settings: Settings,
@@ -67,8 +67,8 @@ def declined(
 
 
 def soft_failure(
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     now: datetime,
     tally: SweepSummary,
     settings: Settings,
@@ -94,7 +94,7 @@ def soft_failure(
 
 
 def fail(
-    renewal: Renewal,
+    renewal: RenewalState,
     now: datetime,
     tally: SweepSummary,
     settings: Settings,
@@ -112,8 +112,8 @@ def fail(
 
 
 def requires_action(
-    renewal: Renewal,
-    attempt: RenewalAttempt,
+    renewal: RenewalState,
+    attempt: AttemptState,
     gateway_url: str | None,
     now: datetime,
     tally: SweepSummary,
@@ -130,7 +130,7 @@ def requires_action(
 
 
 def authentication_failed(
-    renewal: Renewal, attempt: RenewalAttempt, now: datetime, *, link: str
+    renewal: RenewalState, attempt: AttemptState, now: datetime, *, link: str
 ) -> None:
     """The customer failed (or abandoned) 3-D Secure: no money moved; the renewal waits for
     them again, to authenticate once more or pay with another method."""
@@ -139,7 +139,7 @@ def authentication_failed(
     wait_for_customer(renewal, now, code="authentication_failed", link=link)
 
 
-def wait_for_customer(renewal: Renewal, now: datetime, *, code: str, link: str) -> None:
+def wait_for_customer(renewal: RenewalState, now: datetime, *, code: str, link: str) -> None:
     renewal.status = "requires_action"
     renewal.action_url = link
     renewal.failure_code = code
@@ -149,14 +149,14 @@ def wait_for_customer(renewal: Renewal, now: datetime, *, code: str, link: str) 
     renewal.updated_at = now
 
 
-def unknown(renewal: Renewal, now: datetime, tally: SweepSummary) -> None:
+def unknown(renewal: RenewalState, now: datetime, tally: SweepSummary) -> None:
     # Leave the attempt processing under its lease: when the lease runs out, a sweep
     # reconciles it by idempotency key. Nothing is retried blind.
     renewal.updated_at = now
     tally.count("outcome_unknown")
 
 
-def reschedule(renewal: Renewal, at: datetime, now: datetime) -> None:
+def reschedule(renewal: RenewalState, at: datetime, now: datetime) -> None:
     renewal.status = "scheduled"
     renewal.next_attempt_at = at
     renewal.lease_owner, renewal.lease_expires_at = None, None
@@ -164,7 +164,7 @@ def reschedule(renewal: Renewal, at: datetime, now: datetime) -> None:
 
 
 def close_attempt(
-    attempt: RenewalAttempt, status: str, now: datetime, *, code: str | None = None
+    attempt: AttemptState, status: str, now: datetime, *, code: str | None = None
 ) -> None:
     attempt.status = status
     attempt.failure_code = code
@@ -172,7 +172,7 @@ def close_attempt(
 
 
 def finish(
-    renewal: Renewal,
+    renewal: RenewalState,
     status: str,
     now: datetime,
     *,

@@ -19,14 +19,14 @@ from app.renewals import links, repository
 from app.renewals.engine.job import ChargeJob, ChargeMode, charge_metadata, take_lease
 from app.renewals.engine.outcomes import close_attempt, reschedule, unknown
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal, RenewalAttempt
-from app.services.models import Service
+from app.renewals.state import AttemptState, RenewalState
+from app.services.state import ServiceState
 
 
 async def reclaim(
     session: AsyncSession,
-    renewal: Renewal,
-    service: Service,
+    renewal: RenewalState,
+    service: ServiceState,
     now: datetime,
     *,
     worker: str,
@@ -64,12 +64,12 @@ async def reclaim(
     )
 
 
-def on_session_mode(attempt: RenewalAttempt) -> ChargeMode:
+def on_session_mode(attempt: AttemptState) -> ChargeMode:
     """An on-session attempt that started with a charge id confirmed that charge again."""
     return "confirm" if attempt.gateway_charge_id is not None else "on_session"
 
 
-def look_up_from_now_on(attempt: RenewalAttempt, code: str) -> None:
+def look_up_from_now_on(attempt: AttemptState, code: str) -> None:
     """The gateway answered the attempt's key in a way a re-send can only repeat: from now
     on the attempt is reconciled by lookup. An open attempt carries a failure code only
     for this, and keeps the answer's code as the reason."""
@@ -77,8 +77,8 @@ def look_up_from_now_on(attempt: RenewalAttempt, code: str) -> None:
 
 
 def nothing_found(
-    renewal: Renewal,
-    attempt: RenewalAttempt,
+    renewal: RenewalState,
+    attempt: AttemptState,
     now: datetime,
     tally: SweepSummary,
     settings: Settings,
@@ -92,14 +92,14 @@ def nothing_found(
         unknown(renewal, now, tally)
 
 
-def no_charge_found(renewal: Renewal, attempt: RenewalAttempt, now: datetime) -> None:
+def no_charge_found(renewal: RenewalState, attempt: AttemptState, now: datetime) -> None:
     """Looked up past the idempotency window and no charge exists: the attempt never
     reached the gateway, so a new attempt (new key) may be made."""
     close_attempt(attempt, "not_sent", now, code="no_charge_found")
     reschedule(renewal, now, now)
 
 
-def resend_refused(renewal: Renewal, now: datetime, wait: timedelta) -> None:
+def resend_refused(renewal: RenewalState, now: datetime, wait: timedelta) -> None:
     """Only the re-send was refused (rate limited); the first send, whose answer was lost,
     may have charged. The attempt stays open under its key and is reconciled again once the
     gateway lets us: a new attempt (new key) could charge twice."""

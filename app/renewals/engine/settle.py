@@ -32,9 +32,9 @@ from app.renewals.engine import fall_back, outcomes, reconcile
 from app.renewals.engine.charge import Answer
 from app.renewals.engine.job import Outcome
 from app.renewals.engine.summary import SweepSummary
-from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.notify import Before, transition_events
-from app.services.models import Service
+from app.renewals.state import AttemptState, RenewalState
+from app.services.state import ServiceState
 
 log = logging.getLogger("autorenew.renewals")
 
@@ -116,9 +116,9 @@ async def _settle_together(
 
 async def settle_attempt(
     session: AsyncSession,
-    renewal: Renewal,
-    attempt: RenewalAttempt,
-    service: Service,
+    renewal: RenewalState,
+    attempt: AttemptState,
+    service: ServiceState,
     outcome: Outcome,
     now: datetime,
     tally: SweepSummary,
@@ -136,9 +136,9 @@ async def settle_attempt(
 
 
 def apply_outcome(
-    renewal: Renewal,
-    attempt: RenewalAttempt,
-    service: Service,
+    renewal: RenewalState,
+    attempt: AttemptState,
+    service: ServiceState,
     outcome: Outcome,
     now: datetime,
     tally: SweepSummary,
@@ -223,5 +223,5 @@ def apply_outcome(
         outcomes.unknown(renewal, now, tally)
 
 
-def _link(settings: Settings, renewal: Renewal) -> str:
+def _link(settings: Settings, renewal: RenewalState) -> str:
     return links.authenticate_url(settings, renewal.id)
