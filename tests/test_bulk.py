@@ -1,6 +1,6 @@
-"""app/core/bulk.py: changed rows written in batched UPDATEs and new rows in one INSERT land
-exactly as a flush would write them, on both backends, and a naive timestamp is refused as
-a flush refuses it."""
+"""app/core/bulk.py: changed plain rows written in batched UPDATEs and new rows in one INSERT
+land exactly as a flush would write them, on both backends, and a naive timestamp is refused
+as a flush refuses it."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sqlalchemy import Table, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import EncodedJSON, insert_rows, write_updates
+from app.core.bulk import EncodedJSON, insert_rows, write_rows
 from app.core.clock import FrozenClock
+from app.core.rows import PlainRow
 from app.events.models import Event
 from app.services.models import Service
+from app.services.state import ServiceState
 from tests import factories
 
 events = cast(Table, Event.__table__)
@@ -35,6 +37,15 @@ async def _services_by_id(session: AsyncSession) -> dict[str, Service]:
     return {s.id: s for s in (await session.scalars(select(Service))).all()}
 
 
+class _ServiceRow(PlainRow, ServiceState):
+    table = cast(Table, Service.__table__)
+
+
+async def _service_rows(session: AsyncSession) -> dict[str, _ServiceRow]:
+    rows = _ServiceRow.all_of((await session.execute(select(_ServiceRow.table))).all())
+    return {row.id: row for row in rows}
+
+
 async def test_changed_rows_are_written_with_their_new_values(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
@@ -42,17 +53,17 @@ async def test_changed_rows_are_written_with_their_new_values(
     await _seed_services(sessionmaker, 3, now)
     later = now + timedelta(days=365)
     async with sessionmaker() as session, session.begin():
-        services = await _services_by_id(session)
+        rows = await _service_rows(session)
         # Two rows change the same columns (one statement), one changes others.
         for service_id in ("svc_0", "svc_1"):
-            services[service_id].expires_at, services[service_id].updated_at = later, later
-        services["svc_2"].auto_renew, services["svc_2"].renewal_notice_at = False, None
-        await write_updates(session)
-        untouched_name = services["svc_0"].name
+            rows[service_id].expires_at, rows[service_id].updated_at = later, later
+        rows["svc_2"].auto_renew, rows["svc_2"].renewal_notice_at = False, None
+        await write_rows(session, rows.values())
+        assert all(row.changes() == {} for row in rows.values())  # written: nothing left
     async with sessionmaker() as session:
         stored = await _services_by_id(session)
     assert [stored[f"svc_{i}"].expires_at for i in range(3)] == [later, later, now + timedelta(30)]
-    assert stored["svc_0"].updated_at == later and stored["svc_0"].name == untouched_name
+    assert stored["svc_0"].updated_at == later and stored["svc_0"].name == rows["svc_0"].name
     assert stored["svc_2"].auto_renew is False and stored["svc_2"].renewal_notice_at is None
     assert stored["svc_1"].auto_renew is True
 
@@ -60,20 +71,18 @@ async def test_changed_rows_are_written_with_their_new_values(
 async def test_a_naive_timestamp_is_refused(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
-    async with sessionmaker() as session, session.begin():
-        await factories.service(session, "cus_1", now=clock.now(), service_id="svc_1")
+    await _seed_services(sessionmaker, 1, clock.now())
 
     async def write_naive() -> None:
         async with sessionmaker() as session, session.begin():
-            service = await session.get(Service, "svc_1")
-            assert service is not None
-            service.expires_at = datetime(2030, 1, 1)
-            await write_updates(session)
+            row = (await _service_rows(session))["svc_0"]
+            row.expires_at = datetime(2030, 1, 1)
+            await write_rows(session, [row])
 
     with pytest.raises((ValueError, StatementError)):
         await write_naive()
     async with sessionmaker() as session:
-        service = await session.get(Service, "svc_1")
+        service = await session.get(Service, "svc_0")
         assert service is not None and service.expires_at == clock.now() + timedelta(days=30)
 
 
@@ -87,12 +96,12 @@ async def test_a_field_set_to_the_value_it_had_is_not_written(
     async with sessionmaker() as session, session.begin():
         on_postgresql = session.get_bind().dialect.name == "postgresql"
         before = await session.scalar(version) if on_postgresql else None
-        services = await _services_by_id(session)
-        services["svc_0"].auto_renew, services["svc_0"].expires_at = True, later
-        services["svc_1"].auto_renew, services["svc_1"].name = True, services["svc_1"].name
-        await write_updates(session)
+        rows = await _service_rows(session)
+        rows["svc_0"].auto_renew, rows["svc_0"].expires_at = True, later
+        rows["svc_1"].auto_renew, rows["svc_1"].name = True, rows["svc_1"].name
+        assert rows["svc_1"].changes() == {}  # the seed's services renew already
+        await write_rows(session, rows.values())
         if on_postgresql:
-            assert not session.dirty  # written, or known unchanged: nothing left to flush
             assert await session.scalar(version) == before  # svc_1's row was not updated
     async with sessionmaker() as session:
         stored = await _services_by_id(session)

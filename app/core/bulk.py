@@ -1,5 +1,5 @@
-"""Write many rows at once: the session's changed rows with one UPDATE per table and column
-set, new rows with one INSERT.
+"""Write many rows at once: changed plain rows (app/core/rows.py) with one UPDATE per table
+and column set, new rows with one INSERT.
 
 The unit of work sends one UPDATE per changed row, and a Core executemany one message per
 new row, each parameter processed in Python. A renewal sweep changes hundreds of rows per
@@ -11,29 +11,25 @@ transaction, always the same few columns, so on PostgreSQL they go over arrays:
 one statement per set of rows that changed the same columns. A column holding the same
 value in every row (a status, a timestamp, a flag) is sent once instead of as an array:
 asyncpg encodes arrays element by element, and such columns were half of a sweep's. Texts
-are built once per shape and kept. Elsewhere (SQLite) the unit of work and Core write them,
-as before.
+are built once per shape and kept. Elsewhere (SQLite) Core writes them with executemany.
 
-Only plain column changes of persistent rows with a single-column primary key are taken;
-new and deleted rows, and anything else, are left to the unit of work. Values go through
-each column type's own bind processing (a naive datetime is refused as it would be by a
-flush). The rows written are detached from the session: the caller is about to commit, and
-the session would otherwise write them again.
+Rows are updated by a single-column primary key. Values go through each column type's own
+bind processing (a naive datetime is refused as it would be by a flush).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, TextClause, insert, text
+from sqlalchemy import JSON, Column, Table, TextClause, Update, bindparam, insert, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstanceState, Mapper
-from sqlalchemy.orm.attributes import instance_state
+
+from app.core.rows import PlainRow
 
 Processor = Callable[[Any], Any] | None
 
@@ -43,41 +39,26 @@ class EncodedJSON(str):
     (an event's payload is encoded once, to be checked for secrets and written)."""
 
 
-async def write_updates(session: AsyncSession) -> None:
+async def write_rows(session: AsyncSession, rows: Iterable[PlainRow]) -> None:
+    """Write what changed in plain rows (app/core/rows.py): one UPDATE per table and set of
+    changed columns, over arrays on PostgreSQL, an executemany elsewhere."""
+    groups: dict[tuple[Table, tuple[str, ...]], list[PlainRow]] = defaultdict(list)
+    for row in rows:
+        changes = row.changes()
+        if changes:
+            groups[(row.table, tuple(sorted(changes)))].append(row)
     dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
-        return  # the commit's flush writes them
-    groups: dict[tuple[Mapper[Any], tuple[str, ...]], list[InstanceState[Any]]] = defaultdict(list)
-    unchanged: list[InstanceState[Any]] = []
-    for instance in list(session.dirty):
-        state: InstanceState[Any] = instance_state(instance)
-        mapper = state.mapper
-        columns = _column_keys(mapper)
-        if columns is None:
-            continue
-        # `committed_state` holds the value each attribute set since the row was loaded
-        # had then. One set back to that value is not written, as the unit of work would
-        # not write it: the rules often set a field to what it already is.
-        committed, values = state.committed_state, state.dict
-        if not committed or not columns.issuperset(committed):
-            continue
-        keys = tuple(sorted(key for key, before in committed.items() if values[key] != before))
-        if keys:
-            groups[(mapper, keys)].append(state)
+    for (table, keys), group in groups.items():
+        names = (_primary_key(table), *keys)
+        values = [[vars(row)[name] for name in names] for row in group]
+        if dialect.name == "postgresql":
+            await _execute(session, dialect, "update", table, names, values)
         else:
-            unchanged.append(state)
-    # Session.expunge walks every mapper's cascades per object, a quarter of this
-    # function's time in a sweep; it ends in this bulk form, which SQLAlchemy keeps private
-    # (2.0). Related objects stay in the session and are flushed as usual.
-    session.sync_session._expunge_states(unchanged)
-    for (mapper, keys), states in groups.items():
-        identity = mapper.get_property_by_column(mapper.primary_key[0]).key
-        attributes = (identity, *keys)
-        table: Table = mapper.local_table  # type: ignore[assignment]
-        rows = [[state.dict[key] for key in attributes] for state in states]
-        names = tuple(mapper.columns[key].name for key in attributes)
-        await _execute(session, dialect, "update", table, names, rows)
-        session.sync_session._expunge_states(states)
+            bound = [f"b_{name}" for name in names]
+            parameters = [dict(zip(bound, row_values, strict=True)) for row_values in values]
+            await session.execute(_update_by_key(table, names), parameters)
+        for row in group:
+            row.written()
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -102,11 +83,21 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
 
 
 @lru_cache(maxsize=64)
-def _column_keys(mapper: Mapper[Any]) -> frozenset[str] | None:
-    """The attribute keys of the mapper's plain columns; None when its rows are not for us."""
-    if len(mapper.primary_key) != 1 or mapper.inherits is not None:
-        return None
-    return frozenset(mapper.columns.keys())
+def _primary_key(table: Table) -> str:
+    (column,) = table.primary_key.columns
+    return column.name
+
+
+@lru_cache(maxsize=64)
+def _update_by_key(table: Table, names: tuple[str, ...]) -> Update:
+    """UPDATE of the columns `names[1:]` of the row whose key is `names[0]`, by parameters
+    named after the columns (with a prefix: Core reserves the bare names for SET)."""
+    key, *columns = names
+    return (
+        update(table)
+        .where(table.columns[key] == bindparam(f"b_{key}"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
 
 
 async def _execute(

@@ -89,11 +89,11 @@ async def insert_or_revive(
     return [(row[0], row[1]) for row in (await session.execute(planned)).all()]
 
 
-def _due_now(now: datetime) -> ColumnElement[bool]:
+def due_now(now: datetime) -> ColumnElement[bool]:
     return and_(Renewal.status == "scheduled", Renewal.next_attempt_at <= now)
 
 
-def _lease_expired(now: datetime) -> ColumnElement[bool]:
+def lease_expired(now: datetime) -> ColumnElement[bool]:
     # A lease that ran out: its worker crashed or lost the gateway's answer.
     return and_(Renewal.status == "processing", Renewal.lease_expires_at < now)
 
@@ -103,7 +103,7 @@ def _lease_expired(now: datetime) -> ColumnElement[bool]:
 _METHOD = aliased(PaymentMethod)
 
 
-def _claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
+def claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
     method = _METHOD
     return (
         select(Renewal.id)
@@ -115,33 +115,6 @@ def _claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
             or_(method.type.is_(None), method.type != "sepa_debit"),
         )
     )
-
-
-async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Renewal]:
-    """Lock up to `limit` due renewals for this transaction: those whose lease ran out first
-    (an answer is owed for them), then scheduled ones by due time.
-
-    Two scans rather than one query with OR: each walks its own index in claim order and
-    stops at `limit`, where the OR had to join and sort every due renewal for each batch.
-    On PostgreSQL, SKIP LOCKED lets several replicas claim disjoint batches without waiting
-    on each other; the lease written by the caller keeps them claimed after the commit.
-    SQLite has a single writer and runs one replica, so the plain select is enough there.
-    """
-    claimed: list[str] = []
-    for condition in (_lease_expired(now), _due_now(now)):
-        if len(claimed) == limit:
-            break
-        ids = (
-            _claimable(condition)
-            .order_by(Renewal.next_attempt_at, Renewal.id)
-            .limit(limit - len(claimed))
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            ids = ids.with_for_update(of=Renewal, skip_locked=True)
-        claimed += (await session.execute(ids)).scalars()
-    if not claimed:
-        return []
-    return list((await session.execute(_RENEWALS_BY_ID, {"ids": claimed})).scalars())
 
 
 async def current_for(session: AsyncSession, services: Sequence[Service]) -> dict[str, Renewal]:
@@ -207,10 +180,6 @@ async def current_of(
 
 # The sweep's reads by id, built once: `column.in_(values)` builds and coerces one bound
 # parameter per value on every call, where an expanding parameter takes the list as it is.
-_RENEWALS_BY_ID = (
-    select(Renewal).where(Renewal.id.in_(bindparam("ids", expanding=True))).order_by(Renewal.id)
-)
-_SERVICES_BY_ID = select(Service).where(Service.id.in_(bindparam("ids", expanding=True)))
 _METHODS_BY_ID = select(PaymentMethod).where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
 _LOCK_FOR_SETTLEMENT = (
     select(Renewal, RenewalAttempt, Service)
@@ -221,11 +190,6 @@ _LOCK_FOR_SETTLEMENT = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-
-
-async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Service]:
-    rows = await session.execute(_SERVICES_BY_ID, {"ids": list(set(ids))})
-    return {service.id: service for service in rows.scalars()}
 
 
 async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, PaymentMethod]:
@@ -340,14 +304,14 @@ async def attempts_for(
 
 
 async def due_backlog(session: AsyncSession, *, now: datetime) -> int:
-    claimable = _claimable(_due_now(now), _lease_expired(now))
-    query = select(func.count()).select_from(claimable.subquery())
+    waiting = claimable(due_now(now), lease_expired(now))
+    query = select(func.count()).select_from(waiting.subquery())
     return int((await session.execute(query)).scalar_one())
 
 
 async def oldest_due(session: AsyncSession, *, now: datetime) -> datetime | None:
     """When the longest-waiting card renewal became due; None when none is waiting."""
-    query = _claimable(_due_now(now)).with_only_columns(func.min(Renewal.next_attempt_at))
+    query = claimable(due_now(now)).with_only_columns(func.min(Renewal.next_attempt_at))
     oldest: datetime | None = (await session.execute(query)).scalar_one()
     return oldest
 

@@ -15,12 +15,12 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import insert_rows, write_updates
+from app.core.bulk import insert_rows, write_rows
 from app.core.database import transaction
 from app.core.settings import Settings
 from app.events.service import NewEvent, record_all
 from app.payment_methods.models import PaymentMethod
-from app.renewals import repository
+from app.renewals import repository, rows
 from app.renewals.engine import fall_back, reconcile
 from app.renewals.engine.job import ChargeJob, chargeable, prepare_attempt
 from app.renewals.engine.outcomes import finish, reschedule, soft_failure
@@ -45,10 +45,10 @@ async def claim_batch(
     jobs: list[ChargeJob] = []
     tally = SweepSummary()
     async with transaction(sessionmaker) as session:
-        renewals = await repository.claim_due(session, now=now, limit=settings.renewal_batch_size)
+        renewals = await rows.claim_due(session, now=now, limit=settings.renewal_batch_size)
         if not renewals:
             return [], tally
-        services = await repository.services_by_id(session, [r.service_id for r in renewals])
+        services = await rows.services_by_id(session, [r.service_id for r in renewals])
         method_ids = [s.payment_method_id for s in services.values() if s.payment_method_id]
         methods = await repository.methods_by_id(session, method_ids)
         events: list[NewEvent] = []
@@ -80,7 +80,7 @@ async def claim_batch(
                 jobs.append(job)
         # Rows in a few statements, then the events in one (app/core/bulk.py).
         await insert_rows(session, cast(Table, RenewalAttempt.__table__), attempts)
-        await write_updates(session)
+        await write_rows(session, [*renewals, *services.values()])
         await record_all(session, events, now=now)
     return jobs, tally
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.bulk import write_updates
+from app.core.bulk import write_rows
 from app.core.clock import Clock
 from app.core.database import transaction
 from app.core.settings import Settings
@@ -27,7 +27,7 @@ from app.gateways.port import (
     OutcomeUnknown,
     RateLimited,
 )
-from app.renewals import links, repository
+from app.renewals import links, rows
 from app.renewals.engine import fall_back, outcomes, reconcile
 from app.renewals.engine.charge import Answer
 from app.renewals.engine.job import Outcome
@@ -85,7 +85,7 @@ async def _settle_together(
 ) -> SweepSummary:
     tally = SweepSummary()
     async with transaction(sessionmaker) as session:
-        locked = await repository.lock_for_settlement(session, [job.attempt_id for job, _ in group])
+        locked = await rows.lock_for_settlement(session, [job.attempt_id for job, _ in group])
         events: list[NewEvent] = []
         for job, outcome in group:
             renewal, attempt, service = locked[job.attempt_id]
@@ -109,7 +109,7 @@ async def _settle_together(
                 looked_up=job.lookup_only,
             )
         # The group's rows in a few statements, then its events in one (app/core/bulk.py).
-        await write_updates(session)
+        await write_rows(session, [row for locked_rows in locked.values() for row in locked_rows])
         await record_all(session, events, now=now)
     return tally
 

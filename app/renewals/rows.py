@@ -1,0 +1,108 @@
+"""The renewal sweep's rows: renewals, their attempts and services read as plain rows
+(app/core/rows.py), locked by the statement that reads them.
+
+A sweep claims and settles renewals by the hundred; as mapped instances, loading them,
+setting their fields and writing them back cost more than the rules themselves. These rows
+go through the same rules (they are RenewalState, AttemptState, ServiceState) and are written
+back by `app.core.bulk.write_rows`. Everything else (pay now, webhooks, the API) keeps the
+mapped models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.rows import PlainRow
+from app.renewals.models import Renewal, RenewalAttempt
+from app.renewals.repository import claimable, due_now, lease_expired
+from app.renewals.state import AttemptState, RenewalState
+from app.services.models import Service
+from app.services.state import ServiceState
+
+
+class RenewalRow(PlainRow, RenewalState):
+    table = cast(Table, Renewal.__table__)
+
+
+class AttemptRow(PlainRow, AttemptState):
+    table = cast(Table, RenewalAttempt.__table__)
+
+
+class ServiceRow(PlainRow, ServiceState):
+    table = cast(Table, Service.__table__)
+
+
+_RENEWALS, _ATTEMPTS, _SERVICES = RenewalRow.table, AttemptRow.table, ServiceRow.table
+
+
+async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[RenewalRow]:
+    """Lock up to `limit` due renewals for this transaction: those whose lease ran out first
+    (an answer is owed for them), then scheduled ones by due time; in id order.
+
+    Two scans rather than one query with OR: each walks its own index in claim order and
+    stops at `limit`, where the OR had to join and sort every due renewal for each batch.
+    Each returns the whole rows it locks: no second read by id. On PostgreSQL, SKIP LOCKED
+    lets several replicas claim disjoint batches without waiting on each other; the lease
+    written by the caller keeps them claimed after the commit. SQLite has a single writer
+    and runs one replica, so the plain select is enough there.
+    """
+    claimed: list[RenewalRow] = []
+    for condition in (lease_expired(now), due_now(now)):
+        if len(claimed) == limit:
+            break
+        scan = (
+            claimable(condition)
+            .with_only_columns(*_RENEWALS.columns)
+            .order_by(Renewal.next_attempt_at, Renewal.id)
+            .limit(limit - len(claimed))
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            scan = scan.with_for_update(of=Renewal, skip_locked=True)
+        claimed += RenewalRow.all_of((await session.execute(scan)).all())
+    return sorted(claimed, key=lambda renewal: renewal.id)
+
+
+_SERVICES_BY_ID = select(_SERVICES).where(_SERVICES.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, ServiceRow]:
+    rows = (await session.execute(_SERVICES_BY_ID, {"ids": list(set(ids))})).all()
+    return {service.id: service for service in ServiceRow.all_of(rows)}
+
+
+_SETTLEMENT = (
+    select(*_RENEWALS.columns, *_ATTEMPTS.columns, *_SERVICES.columns)
+    .join_from(_RENEWALS, _ATTEMPTS, _ATTEMPTS.c.renewal_id == _RENEWALS.c.id)
+    .join(_SERVICES, _SERVICES.c.id == _RENEWALS.c.service_id)
+    .where(_ATTEMPTS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_RENEWALS.c.id)
+    .with_for_update()
+)
+# Where each table's columns end in a settlement row.
+_RENEWAL_END = len(_RENEWALS.columns)
+_ATTEMPT_END = _RENEWAL_END + len(_ATTEMPTS.columns)
+
+
+async def lock_for_settlement(
+    session: AsyncSession, attempt_ids: Sequence[str]
+) -> dict[str, tuple[RenewalRow, AttemptRow, ServiceRow]]:
+    """Attempts being settled with their renewals and services, locked in one round trip.
+
+    Rows are locked in renewal id order, so two transactions settling overlapping groups
+    wait for each other instead of deadlocking. What they hold is what the lock read:
+    another transaction may have settled them since the claim.
+    """
+    locked = {}
+    for row in (await session.execute(_SETTLEMENT, {"ids": list(attempt_ids)})).all():
+        attempt = AttemptRow.of(row[_RENEWAL_END:_ATTEMPT_END])
+        locked[attempt.id] = (
+            RenewalRow.of(row[:_RENEWAL_END]),
+            attempt,
+            ServiceRow.of(row[_ATTEMPT_END:]),
+        )
+    return locked
