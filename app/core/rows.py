@@ -14,7 +14,8 @@ class satisfies too, so the same rules take either).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import Row, Table
@@ -23,30 +24,43 @@ from sqlalchemy import Row, Table
 class PlainRow:
     table: ClassVar[Table]
     _columns: ClassVar[tuple[str, ...]]  # the table's column names, in its order
+    # The row's present values in that order, as a tuple (one C-level call; an attrgetter,
+    # which an instance does not bind, so it is called on the class).
+    _present: ClassVar[Callable[[PlainRow], tuple[Any, ...]]]
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls._columns = tuple(cls.table.columns.keys())
+        if len(cls._columns) < 2:  # attrgetter of one name gives a value, not a tuple
+            raise TypeError(f"{cls.table.name}: a plain row needs two columns or more")
+        cls._present = attrgetter(*cls._columns)
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        vars(self).update(values)
-        self._read = dict(values)
+    def __init__(self, values: Sequence[Any]) -> None:
+        vars(self).update(zip(self._columns, values, strict=True))
+        self._read = tuple(values)
 
+    # Rows are made through these: the type checker takes the fields a subclass declares
+    # through its Protocol for abstract, as nothing in the class body assigns them.
     @classmethod
     def of(cls, values: Sequence[Any]) -> Self:
         """The row from its values in the table's column order (a `select(table)` row)."""
-        return cls(dict(zip(cls._columns, values, strict=True)))
+        return cls(values)
 
     @classmethod
     def all_of(cls, rows: Sequence[Row[Any]]) -> list[Self]:
-        return [cls.of(row) for row in rows]
+        return [cls(row) for row in rows]
 
     def changes(self) -> dict[str, Any]:
         """The columns set to another value since the row was read (or last written)."""
-        current = vars(self)
-        return {key: current[key] for key, read in self._read.items() if current[key] != read}
+        present = type(self)._present(self)
+        if present == self._read:
+            return {}
+        return {
+            name: value
+            for name, value, read in zip(self._columns, present, self._read, strict=True)
+            if value != read
+        }
 
     def written(self) -> None:
         """What it holds now is what the database holds."""
-        current = vars(self)
-        self._read = {key: current[key] for key in self._read}
+        self._read = type(self)._present(self)
