@@ -109,6 +109,47 @@ async def test_a_field_set_to_the_value_it_had_is_not_written(
     assert stored["svc_1"].auto_renew is True and stored["svc_1"].updated_at == now
 
 
+async def test_a_row_given_twice_is_written_once_and_a_vanished_row_is_an_error(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    await _seed_services(sessionmaker, 2, clock.now())
+    async with sessionmaker() as session, session.begin():
+        rows = await _service_rows(session)
+        rows["svc_0"].name = "renamed"
+        await write_rows(session, [rows["svc_0"], rows["svc_0"]])
+    async with sessionmaker() as session:
+        assert (await _services_by_id(session))["svc_0"].name == "renamed"
+
+    async def write_a_deleted_row() -> None:
+        async with sessionmaker() as session, session.begin():
+            rows = await _service_rows(session)
+            for table in ("service_changes", "services"):
+                column = "service_id" if table == "service_changes" else "id"
+                await session.execute(text(f"DELETE FROM {table} WHERE {column} = 'svc_1'"))  # noqa: S608
+            rows["svc_1"].name = "gone"
+            await write_rows(session, [rows["svc_1"]])
+
+    with pytest.raises(RuntimeError, match="services: 0 of 1 rows updated"):
+        await write_a_deleted_row()
+
+
+async def test_a_row_read_again_takes_the_new_values_as_what_the_database_holds(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    """What the fallback's locked read of a service gives the sweep's plain row of it."""
+    await _seed_services(sessionmaker, 1, clock.now())
+    async with sessionmaker() as session, session.begin():
+        row = (await _service_rows(session))["svc_0"]
+        await session.execute(text("UPDATE services SET name = 'changed' WHERE id = 'svc_0'"))
+        locked = await session.get(Service, "svc_0")
+        assert locked is not None
+        row.reread(locked)
+        assert (row.name, row.changes()) == ("changed", {})
+        row.auto_renew = False
+        with pytest.raises(RuntimeError, match="would lose unwritten changes"):
+            row.reread(locked)
+
+
 def _event_row(number: int, created_at: datetime) -> dict[str, Any]:
     return {
         "id": f"evt_{number}",

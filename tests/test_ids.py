@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from app.core import ids
 from app.core.ids import new_id
 
 
@@ -47,3 +49,20 @@ def test_threads_never_share_an_id() -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = list(pool.map(lambda _: new_id("t"), range(20_000)))
     assert len(set(ids)) == len(ids)
+
+
+def test_a_child_forked_while_another_thread_makes_an_id_can_make_ids() -> None:
+    """The lock is held at the fork (a thread is inside new_id): the child must not wait for
+    a thread it does not have."""
+    reader, writer = os.pipe()
+    with ids._characters._lock:  # as if another thread were making an id at the fork
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child
+            signal.alarm(5)  # a deadlock ends the child instead of the test run
+            os.write(writer, new_id("x").encode())
+            os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(child, 0)
+    from_child = os.read(reader, 100).decode()
+    os.close(reader)
+    assert os.WIFEXITED(status) and re.fullmatch(r"x_[0-9a-z]{24}", from_child)

@@ -23,10 +23,10 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, Column, Table, TextClause, Update, bindparam, insert, text, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.rows import PlainRow
@@ -41,9 +41,10 @@ class EncodedJSON(str):
 
 async def write_rows(session: AsyncSession, rows: Iterable[PlainRow]) -> None:
     """Write what changed in plain rows (app/core/rows.py): one UPDATE per table and set of
-    changed columns, over arrays on PostgreSQL, an executemany elsewhere."""
+    changed columns, over arrays on PostgreSQL, an executemany elsewhere. A row given twice
+    (rows that share one, as the renewals of a service share its row) is written once."""
     groups: dict[tuple[Table, tuple[str, ...]], list[PlainRow]] = defaultdict(list)
-    for row in rows:
+    for row in {id(row): row for row in rows}.values():
         changes = row.changes()
         if changes:
             groups[(row.table, tuple(sorted(changes)))].append(row)
@@ -52,11 +53,16 @@ async def write_rows(session: AsyncSession, rows: Iterable[PlainRow]) -> None:
         names = (_primary_key(table), *keys)
         values = [[vars(row)[name] for name in names] for row in group]
         if dialect.name == "postgresql":
-            await _execute(session, dialect, "update", table, names, values)
+            written = await _execute(session, dialect, "update", table, names, values)
         else:
             bound = [f"b_{name}" for name in names]
             parameters = [dict(zip(bound, row_values, strict=True)) for row_values in values]
-            await session.execute(_update_by_key(table, names), parameters)
+            result = await session.execute(_update_by_key(table, names), parameters)
+            written = int(cast(CursorResult[Any], result).rowcount)
+        # The rows were read under a lock in this transaction: each must still be there
+        # (the unit of work raised StaleDataError for the same).
+        if written != len(group):
+            raise RuntimeError(f"{table.name}: {written} of {len(group)} rows updated")
         for row in group:
             row.written()
 
@@ -107,9 +113,10 @@ async def _execute(
     table: Table,
     names: tuple[str, ...],
     rows: Sequence[list[Any]],
-) -> None:
+) -> int:
     """One UPDATE (the first column is the primary key) or INSERT of `rows`, values in
-    `names` order, with a column sent once when it holds one value in every row."""
+    `names` order, with a column sent once when it holds one value in every row; the number
+    of rows it wrote."""
     processors = _processors(table, names, dialect)
     columns: list[list[Any]] = []
     for index, process in enumerate(processors):
@@ -125,7 +132,8 @@ async def _execute(
         f"c{index}": values[0] if once else values
         for index, (values, once) in enumerate(zip(columns, single, strict=True))
     }
-    await session.execute(_text(kind, table, names, single, dialect), parameters)
+    result = await session.execute(_text(kind, table, names, single, dialect), parameters)
+    return int(cast(CursorResult[Any], result).rowcount)
 
 
 @lru_cache(maxsize=256)

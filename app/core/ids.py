@@ -27,13 +27,15 @@ class _Characters:
 
     def take(self, count: int) -> bytes:
         with self._lock:
-            if self._next + count > len(self._drawn):
-                self._drawn = os.urandom(max(4096, count * 2)).translate(_TABLE, _DROPPED)
-                self._next = 0
+            while self._next + count > len(self._drawn):  # a dropped byte is 1 in 64
+                fresh = os.urandom(max(4096, count * 2)).translate(_TABLE, _DROPPED)
+                self._drawn, self._next = self._drawn[self._next :] + fresh, 0
             start, self._next = self._next, self._next + count
             return self._drawn[start : self._next]
 
     def forget(self) -> None:
+        # A new lock too: one another thread held at the fork stays held in the child.
+        self._lock = threading.Lock()
         self._drawn, self._next = b"", 0
 
 

@@ -61,6 +61,14 @@ class PlainRow:
             if value != read
         }
 
+    def reread(self, source: object) -> None:
+        """Take every column from `source`, the same row read again (as a mapped instance,
+        under a lock), as what the database holds."""
+        if self.changes():
+            raise RuntimeError(f"{self.table.name}: rereading would lose unwritten changes")
+        vars(self).update((name, getattr(source, name)) for name in self._columns)
+        self.written()
+
     def written(self) -> None:
         """What it holds now is what the database holds."""
         self._read = type(self)._present(self)

@@ -100,11 +100,11 @@ def lease_expired(now: datetime) -> ColumnElement[bool]:
 
 # One alias for every claim: a new one per call made SQLAlchemy build its columns and
 # cache key again for each batch.
-CLAIMED_METHOD = aliased(PaymentMethod)
+_METHOD = aliased(PaymentMethod)
 
 
 def claimable(*conditions: ColumnElement[bool]) -> Select[tuple[str]]:
-    method = CLAIMED_METHOD
+    method = _METHOD
     return (
         select(Renewal.id)
         .join(Service, Service.id == Renewal.service_id)

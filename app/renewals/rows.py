@@ -12,15 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple, cast
+from typing import cast
 
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.rows import PlainRow
-from app.payment_methods.models import PaymentMethod
 from app.renewals.models import Renewal, RenewalAttempt
-from app.renewals.repository import CLAIMED_METHOD, claimable, due_now, lease_expired
+from app.renewals.repository import claimable, due_now, lease_expired
 from app.renewals.state import AttemptState, RenewalState
 from app.services.models import Service
 from app.services.state import ServiceState
@@ -41,49 +40,44 @@ class ServiceRow(PlainRow, ServiceState):
 _RENEWALS, _ATTEMPTS, _SERVICES = RenewalRow.table, AttemptRow.table, ServiceRow.table
 
 
-class Claimed(NamedTuple):
-    renewal: RenewalRow
-    service: ServiceRow  # one row per service, whichever of its renewals it came with
-    method: PaymentMethod | None  # the service's method, read only (a mapped instance)
-
-
-# Where each table's columns end in a row of the claim or of the settlement.
-_RENEWAL_END = len(_RENEWALS.columns)
-_SERVICE_END = _RENEWAL_END + len(_SERVICES.columns)
-_ATTEMPT_END = _RENEWAL_END + len(_ATTEMPTS.columns)
-
-
-async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[Claimed]:
+async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[RenewalRow]:
     """Lock up to `limit` due renewals for this transaction: those whose lease ran out first
-    (an answer is owed for them), then scheduled ones by due time; in id order, each with
-    its service and the service's method.
+    (an answer is owed for them), then scheduled ones by due time; in id order.
 
     Two scans rather than one query with OR: each walks its own index in claim order and
     stops at `limit`, where the OR had to join and sort every due renewal for each batch.
-    Each returns what the sweep needs of what it locks (the service and method are read,
-    not locked): no second read by id. On PostgreSQL, SKIP LOCKED lets several replicas
-    claim disjoint batches without waiting on each other; the lease written by the caller
-    keeps them claimed after the commit. SQLite has a single writer and runs one replica,
-    so the plain select is enough there.
+    Each returns the whole rows it locks: no second read by id. Only those: a renewal that
+    another transaction changed while the scan ran is locked and read as that transaction
+    left it, but the rows the scan joined to it (its service, the method) stay as they were
+    when the scan began, so a method revoked meanwhile would look valid. The caller reads
+    services and methods in statements of their own, after the lock.
+
+    On PostgreSQL, SKIP LOCKED lets several replicas claim disjoint batches without waiting
+    on each other; the lease written by the caller keeps them claimed after the commit.
+    SQLite has a single writer and runs one replica, so the plain select is enough there.
     """
-    claimed: list[Claimed] = []
-    services: dict[str, ServiceRow] = {}
+    claimed: list[RenewalRow] = []
     for condition in (lease_expired(now), due_now(now)):
         if len(claimed) == limit:
             break
         scan = (
             claimable(condition)
-            .with_only_columns(*_RENEWALS.columns, *_SERVICES.columns, CLAIMED_METHOD)
+            .with_only_columns(*_RENEWALS.columns)
             .order_by(Renewal.next_attempt_at, Renewal.id)
             .limit(limit - len(claimed))
         )
         if session.get_bind().dialect.name == "postgresql":
             scan = scan.with_for_update(of=Renewal, skip_locked=True)
-        for row in (await session.execute(scan)).all():
-            service = ServiceRow.of(row[_RENEWAL_END:_SERVICE_END])
-            service = services.setdefault(service.id, service)
-            claimed.append(Claimed(RenewalRow.of(row[:_RENEWAL_END]), service, row[-1]))
-    return sorted(claimed, key=lambda claim: claim.renewal.id)
+        claimed += RenewalRow.all_of((await session.execute(scan)).all())
+    return sorted(claimed, key=lambda renewal: renewal.id)
+
+
+_SERVICES_BY_ID = select(_SERVICES).where(_SERVICES.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, ServiceRow]:
+    rows = (await session.execute(_SERVICES_BY_ID, {"ids": list(set(ids))})).all()
+    return {service.id: service for service in ServiceRow.all_of(rows)}
 
 
 _SETTLEMENT = (
@@ -94,6 +88,9 @@ _SETTLEMENT = (
     .order_by(_RENEWALS.c.id)
     .with_for_update()
 )
+# Where each table's columns end in a settlement row.
+_RENEWAL_END = len(_RENEWALS.columns)
+_ATTEMPT_END = _RENEWAL_END + len(_ATTEMPTS.columns)
 
 
 async def lock_for_settlement(

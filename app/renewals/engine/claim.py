@@ -20,7 +20,7 @@ from app.core.database import transaction
 from app.core.settings import Settings
 from app.events.service import NewEvent, record_all
 from app.payment_methods.models import PaymentMethod
-from app.renewals import rows
+from app.renewals import repository, rows
 from app.renewals.engine import fall_back, reconcile
 from app.renewals.engine.job import ChargeJob, chargeable, prepare_attempt
 from app.renewals.engine.outcomes import finish, reschedule, soft_failure
@@ -45,19 +45,24 @@ async def claim_batch(
     jobs: list[ChargeJob] = []
     tally = SweepSummary()
     async with transaction(sessionmaker) as session:
-        claimed = await rows.claim_due(session, now=now, limit=settings.renewal_batch_size)
-        if not claimed:
+        renewals = await rows.claim_due(session, now=now, limit=settings.renewal_batch_size)
+        if not renewals:
             return [], tally
+        services = await rows.services_by_id(session, [r.service_id for r in renewals])
+        method_ids = [s.payment_method_id for s in services.values() if s.payment_method_id]
+        methods = await repository.methods_by_id(session, method_ids)
         events: list[NewEvent] = []
         attempts: list[dict[str, Any]] = []  # the new attempts' rows, inserted together
-        for renewal, service, method in claimed:
+        for renewal in renewals:
             tally.claimed += 1
+            service = services[renewal.service_id]
             if renewal.status == "processing":
                 job = await reconcile.reclaim(
                     session, renewal, service, now, worker=worker, settings=settings
                 )
             else:
                 before = Before.of(renewal, service)
+                method = methods.get(service.payment_method_id or "")
                 notice = price_notice(renewal, service, method, now, settings)
                 if notice is not None:
                     events.append(notice)
@@ -75,8 +80,7 @@ async def claim_batch(
                 jobs.append(job)
         # Rows in a few statements, then the events in one (app/core/bulk.py).
         await insert_rows(session, cast(Table, RenewalAttempt.__table__), attempts)
-        services = {claim.service.id: claim.service for claim in claimed}
-        await write_rows(session, [*(claim.renewal for claim in claimed), *services.values()])
+        await write_rows(session, [*renewals, *services.values()])
         await record_all(session, events, now=now)
     return jobs, tally
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.rows import PlainRow
 from app.core.settings import Settings
 from app.payment_methods.models import PaymentMethod
 from app.renewals import fallback
@@ -21,6 +22,7 @@ from app.renewals.engine.summary import SweepSummary
 from app.renewals.notify import Before
 from app.renewals.reasons import and_finally
 from app.renewals.state import RenewalState
+from app.services.models import Service
 from app.services.state import ServiceState
 
 
@@ -47,6 +49,7 @@ async def replace_unusable(
         settings=settings,
         now=now,
     )
+    await _follow_the_lock(session, service)
     if replacement is None:
         return method
     tally.count("payment_method_switched")
@@ -77,6 +80,7 @@ async def or_fail(
         settings=settings,
         now=now,
     )
+    await _follow_the_lock(session, service)
     if method is None:
         renewal.failure_reason = and_finally(renewal.failure_reason, "fallback_exhausted")
         tally.count("failed")
@@ -87,3 +91,14 @@ async def or_fail(
     renewal.failure_reason, renewal.finished_at = None, None
     reschedule(renewal, now, now)
     tally.count("payment_method_switched")
+
+
+async def _follow_the_lock(session: AsyncSession, service: ServiceState) -> None:
+    """The fallback locked the service and read it again as a mapped instance, and may have
+    switched its method: the sweep's plain row of it (app/renewals/rows.py) takes what it
+    holds, so the rules that follow judge the service as it is now, not as the claim read
+    it before the lock. A mapped instance is that instance already."""
+    if isinstance(service, PlainRow):
+        locked = await session.get(Service, service.id)  # in the session already: no query
+        if locked is not None:
+            service.reread(locked)
