@@ -46,8 +46,8 @@ async def write_rows(session: AsyncSession, rows: Iterable[PlainRow]) -> None:
     groups: dict[tuple[Table, tuple[str, ...]], list[PlainRow]] = defaultdict(list)
     for row in {id(row): row for row in rows}.values():
         changes = row.changes()
-        if changes:
-            groups[(row.table, tuple(sorted(changes)))].append(row)
+        if changes:  # names in the table's column order: the same set, the same tuple
+            groups[(row.table, tuple(changes))].append(row)
     dialect = session.get_bind().dialect
     for (table, keys), group in groups.items():
         names = (_primary_key(table), *keys)
@@ -117,22 +117,23 @@ async def _execute(
     """One UPDATE (the first column is the primary key) or INSERT of `rows`, values in
     `names` order, with a column sent once when it holds one value in every row; the number
     of rows it wrote."""
-    processors = _processors(table, names, dialect)
-    columns: list[list[Any]] = []
-    for index, process in enumerate(processors):
+    single: list[bool] = []
+    parameters: dict[str, Any] = {}
+    for index, process in enumerate(_processors(table, names, dialect)):
         values = [row[index] for row in rows]
-        columns.append(values if process is None else [process(value) for value in values])
-    # The first column (an UPDATE's primary key, which the rows are joined on) is always an
-    # array: it gives the statement its rows.
-    single = tuple(
-        index > 0 and len(rows) > 1 and values.count(values[0]) == len(rows)
-        for index, values in enumerate(columns)
-    )
-    parameters = {
-        f"c{index}": values[0] if once else values
-        for index, (values, once) in enumerate(zip(columns, single, strict=True))
-    }
-    result = await session.execute(_text(kind, table, names, single, dialect), parameters)
+        # The first column (an UPDATE's primary key, which the rows are joined on) is
+        # always an array: it gives the statement its rows. A column of one value is
+        # processed once (equal values process to equal values; a naive timestamp equals
+        # no aware one, so it is still met and refused).
+        once = index > 0 and len(rows) > 1 and values.count(values[0]) == len(rows)
+        if once:
+            values = values[:1]
+        if process is not None:
+            values = [process(value) for value in values]
+        parameters[f"c{index}"] = values[0] if once else values
+        single.append(once)
+    statement = _text(kind, table, names, tuple(single), dialect)
+    result = await session.execute(statement, parameters)
     return int(cast(CursorResult[Any], result).rowcount)
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Select,
     and_,
@@ -89,11 +90,11 @@ async def insert_or_revive(
     return [(row[0], row[1]) for row in (await session.execute(planned)).all()]
 
 
-def due_now(now: datetime) -> ColumnElement[bool]:
+def due_now(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     return and_(Renewal.status == "scheduled", Renewal.next_attempt_at <= now)
 
 
-def lease_expired(now: datetime) -> ColumnElement[bool]:
+def lease_expired(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     # A lease that ran out: its worker crashed or lost the gateway's answer.
     return and_(Renewal.status == "processing", Renewal.lease_expires_at < now)
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import UTCDateTime
 from app.core.rows import PlainRow
 from app.renewals.models import Renewal, RenewalAttempt
 from app.renewals.repository import claimable, due_now, lease_expired
@@ -40,6 +41,22 @@ class ServiceRow(PlainRow, ServiceState):
 _RENEWALS, _ATTEMPTS, _SERVICES = RenewalRow.table, AttemptRow.table, ServiceRow.table
 
 
+def _scan(condition: ColumnElement[bool]) -> Select[Any]:
+    return (
+        claimable(condition)
+        .with_only_columns(*_RENEWALS.columns)
+        .order_by(Renewal.next_attempt_at, Renewal.id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+
+
+# The claim's two scans, built once (building them per batch was 2 % of a sweep): leases
+# that ran out first, then what is due.
+_NOW: BindParameter[datetime] = bindparam("now", type_=UTCDateTime())
+_SCANS = (_scan(lease_expired(_NOW)), _scan(due_now(_NOW)))
+_LOCKING_SCANS = tuple(scan.with_for_update(of=Renewal, skip_locked=True) for scan in _SCANS)
+
+
 async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list[RenewalRow]:
     """Lock up to `limit` due renewals for this transaction: those whose lease ran out first
     (an answer is owed for them), then scheduled ones by due time; in id order.
@@ -57,18 +74,12 @@ async def claim_due(session: AsyncSession, *, now: datetime, limit: int) -> list
     SQLite has a single writer and runs one replica, so the plain select is enough there.
     """
     claimed: list[RenewalRow] = []
-    for condition in (lease_expired(now), due_now(now)):
+    scans = _LOCKING_SCANS if session.get_bind().dialect.name == "postgresql" else _SCANS
+    for scan in scans:
         if len(claimed) == limit:
             break
-        scan = (
-            claimable(condition)
-            .with_only_columns(*_RENEWALS.columns)
-            .order_by(Renewal.next_attempt_at, Renewal.id)
-            .limit(limit - len(claimed))
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            scan = scan.with_for_update(of=Renewal, skip_locked=True)
-        claimed += RenewalRow.all_of((await session.execute(scan)).all())
+        rows = await session.execute(scan, {"now": now, "limit": limit - len(claimed)})
+        claimed += RenewalRow.all_of(rows.all())
     return sorted(claimed, key=lambda renewal: renewal.id)
 
 
