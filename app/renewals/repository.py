@@ -182,14 +182,25 @@ async def current_of(
 # The sweep's reads by id, built once: `column.in_(values)` builds and coerces one bound
 # parameter per value on every call, where an expanding parameter takes the list as it is.
 _METHODS_BY_ID = select(PaymentMethod).where(PaymentMethod.id.in_(bindparam("ids", expanding=True)))
-_LOCK_FOR_SETTLEMENT = (
-    select(Renewal, RenewalAttempt, Service)
-    .join(RenewalAttempt, RenewalAttempt.renewal_id == Renewal.id)
-    .join(Service, Service.id == Renewal.service_id)
-    .where(RenewalAttempt.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Renewal.id)
-    .with_for_update()
-    .execution_options(populate_existing=True)
+
+
+def settlement_lock(*columns: Any) -> Select[Any]:
+    """`columns` (models or table columns) of the attempts bound as `ids` and of their
+    renewals and services, locked in renewal id order: two transactions settling
+    overlapping groups wait for each other instead of deadlocking."""
+    renewals, attempts, services = Renewal.__table__, RenewalAttempt.__table__, Service.__table__
+    return (
+        select(*columns)
+        .join_from(renewals, attempts, attempts.c.renewal_id == renewals.c.id)
+        .join(services, services.c.id == renewals.c.service_id)
+        .where(attempts.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(renewals.c.id)
+        .with_for_update()
+    )
+
+
+_LOCK_FOR_SETTLEMENT = settlement_lock(Renewal, RenewalAttempt, Service).execution_options(
+    populate_existing=True
 )
 
 
@@ -203,11 +214,9 @@ async def methods_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
 async def lock_for_settlement(
     session: AsyncSession, attempt_ids: Sequence[str]
 ) -> dict[str, tuple[Renewal, RenewalAttempt, Service]]:
-    """Attempts being settled with their renewals and services, locked in one round trip.
-
-    Rows are locked in renewal id order, so two transactions settling overlapping groups
-    wait for each other instead of deadlocking. What the session read of them before the
-    lock is replaced by what the lock read: another transaction may have settled them since.
+    """Attempts being settled with their renewals and services, locked in one round trip
+    (`settlement_lock`). What the session read of them before the lock is replaced by what
+    the lock read: another transaction may have settled them since.
     """
     rows = (await session.execute(_LOCK_FOR_SETTLEMENT, {"ids": list(attempt_ids)})).all()
     return {attempt.id: (renewal, attempt, service) for renewal, attempt, service in rows}

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.database import UTCDateTime
 from app.core.rows import PlainRow
 from app.renewals.models import Renewal, RenewalAttempt
-from app.renewals.repository import claimable, due_now, lease_expired
+from app.renewals.repository import claimable, due_now, lease_expired, settlement_lock
 from app.renewals.state import AttemptState, RenewalState
 from app.services.models import Service
 from app.services.state import ServiceState
@@ -91,14 +91,7 @@ async def services_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str,
     return {service.id: service for service in ServiceRow.all_of(rows)}
 
 
-_SETTLEMENT = (
-    select(*_RENEWALS.columns, *_ATTEMPTS.columns, *_SERVICES.columns)
-    .join_from(_RENEWALS, _ATTEMPTS, _ATTEMPTS.c.renewal_id == _RENEWALS.c.id)
-    .join(_SERVICES, _SERVICES.c.id == _RENEWALS.c.service_id)
-    .where(_ATTEMPTS.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_RENEWALS.c.id)
-    .with_for_update()
-)
+_SETTLEMENT = settlement_lock(*_RENEWALS.columns, *_ATTEMPTS.columns, *_SERVICES.columns)
 # Where each table's columns end in a settlement row.
 _RENEWAL_END = len(_RENEWALS.columns)
 _ATTEMPT_END = _RENEWAL_END + len(_ATTEMPTS.columns)
@@ -107,10 +100,8 @@ _ATTEMPT_END = _RENEWAL_END + len(_ATTEMPTS.columns)
 async def lock_for_settlement(
     session: AsyncSession, attempt_ids: Sequence[str]
 ) -> dict[str, tuple[RenewalRow, AttemptRow, ServiceRow]]:
-    """Attempts being settled with their renewals and services, locked in one round trip.
-
-    Rows are locked in renewal id order, so two transactions settling overlapping groups
-    wait for each other instead of deadlocking. What they hold is what the lock read:
+    """Attempts being settled with their renewals and services, locked in one round trip
+    (`repository.settlement_lock`). What they hold is what the lock read:
     another transaction may have settled them since the claim. Renewals of one service
     share one row of it, as they would share its mapped instance.
     """

@@ -1,6 +1,6 @@
 """What the renewal rules read and change of a renewal and of its attempts, as types: the
 ORM models have them, and so do the plain rows a renewal sweep reads
-(app/renewals/engine/rows.py), which cost a fraction of a mapped instance to load and to
+(app/renewals/rows.py), which cost a fraction of a mapped instance to load and to
 change. The rules (outcomes, dunning, notices) take these, so both can go through them."""
 
 from __future__ import annotations

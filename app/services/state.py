@@ -1,5 +1,5 @@
 """What the renewal rules read and change of a service, as a type: the ORM model has it, and
-so does the plain row a renewal sweep reads (app/renewals/engine/rows.py), which costs a
+so does the plain row a renewal sweep reads (app/renewals/rows.py), which costs a
 fraction of a mapped instance to load and to change."""
 
 from __future__ import annotations
